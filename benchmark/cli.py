@@ -1,0 +1,155 @@
+"""The command line: `cxrbench run`, `cxrbench list`, `cxrbench report`.
+
+Bad input of any kind the project knows ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from .errors import ConfigError, CxrbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="cxrbench: do a generator's synthetic chest X-rays make downstream models better?")
+console = Console()
+errors = Console(stderr=True)
+
+DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _split(value: str | None) -> list[str]:
+    return [] if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _ratios(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(part) for part in _split(value)]
+    except ValueError:
+        raise ConfigError(f"--ratios must be comma-separated numbers, got {value!r}") from None
+
+
+def _show(result, fmt: Format) -> None:
+    from .report import markdown, rich_table
+
+    if fmt is Format.json:
+        typer.echo(result.model_dump_json(indent=1))
+    elif fmt is Format.markdown:
+        typer.echo(markdown(result), nl=False)
+    else:
+        console.print(rich_table(result))
+
+
+@app.command()
+def run(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
+    task: Annotated[Optional[str], typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
+    suite: Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")] = "embedded",
+    ratios: Annotated[Optional[str], typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
+    train_size: Annotated[Optional[int], typer.Option(help="Real training images (default: the task's).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the RunResult JSON.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
+) -> None:
+    """Run generators on a suite's tasks and print Δ against the real-only baseline."""
+    from .registry import suite_tasks
+    from .runner import run as run_benchmark
+    from .schemas import RunConfig
+
+    try:
+        config = RunConfig(tasks=_split(task) or suite_tasks(suite), generators=_split(generator),
+                           ratios=_ratios(ratios), seeds=seeds, train_size=train_size, n_boot=n_boot,
+                           data_root=data_root, device=device)
+        names = "-".join(config.generators)
+        out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
+        result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1, out=out,
+                               show_progress=fmt is Format.table)
+    except ValidationError as error:
+        first = error.errors()[0]
+        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    except CxrbenchError as error:
+        _fail(str(error))
+    _show(result, fmt)
+    if fmt is Format.table:
+        console.print(f"result written to {out} ({result.wall_seconds:.1f} s)")
+
+
+@app.command("list")
+def list_(
+    what: Annotated[str, typer.Argument(help="tasks or generators")] = "all",
+) -> None:
+    """List the registered tasks and generators."""
+    from rich.table import Table
+
+    from .registry import generator_class, generator_names, task_class, task_names
+
+    if what not in ("all", "tasks", "generators"):
+        _fail(f"can list tasks or generators, not {what!r}")
+    if what in ("all", "tasks"):
+        table = Table(title="tasks")
+        for column in ("name", "suite", "kind", "metric", "version", "description"):
+            table.add_column(column)
+        for name in task_names():
+            m = task_class(name).meta
+            table.add_row(m.name, m.suite, m.kind, m.metric, m.version, m.description)
+        console.print(table)
+    if what in ("all", "generators"):
+        table = Table(title="generators")
+        for column in ("name", "role", "conditioning", "suites", "verified", "description"):
+            table.add_column(column)
+        for name in generator_names():
+            m = generator_class(name).meta
+            table.add_row(m.name, m.role, ",".join(m.conditioning) or "-", ",".join(m.suites or ["all"]),
+                          "yes" if m.verified else "no", m.description)
+        console.print(table)
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A RunResult JSON written by `cxrbench run`.")],
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
+) -> None:
+    """Print a stored result."""
+    from .schemas import RunResult
+
+    try:
+        text = path.read_text()
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror or error}")
+    try:
+        result = RunResult.model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        _fail(f"{path} is not a cxrbench result: field {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    _show(result, fmt)
+
+
+@app.callback()
+def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+

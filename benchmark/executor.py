@@ -1,0 +1,42 @@
+"""The local executor: cells in a pool of worker processes, with a rich progress bar.
+
+Cells pin torch to one thread each (see the downstream training loop), so a pool of one worker
+per core uses the machine fully and gives the same numbers as running the cells one by one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Sequence
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .cells import run_cell
+from .plan import Cell
+
+
+def _label(cell: Cell) -> str:
+    arm = "real_only" if cell.generator is None else f"{cell.generator} x{cell.ratio:g}"
+    return f"{cell.task} {arm} seed {cell.seed}"
+
+
+def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progress: bool = True) -> None:
+    if not cells:
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        bar = progress.add_task("cells", total=len(cells))
+        if workers <= 1:
+            for cell in cells:
+                progress.update(bar, description=_label(cell))
+                run_cell(cell, cache_root)
+                progress.advance(bar)
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(run_cell, cell, cache_root): cell for cell in cells}
+            for future in as_completed(futures):
+                future.result()
+                progress.update(bar, description=_label(futures[future]))
+                progress.advance(bar)

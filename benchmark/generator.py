@@ -1,0 +1,60 @@
+"""The contract a generator meets; heavy imports belong inside its methods so listing stays instant."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .cache import content_key
+from .conditions import Condition
+from .errors import GeneratorError
+from .samples import SampleSet
+from .schemas import GeneratorMeta, TaskMeta
+
+
+class Generator(ABC):
+    meta: ClassVar[GeneratorMeta]
+    trainable: ClassVar[bool] = False
+    """Trainable generators are fitted once per (task data, config, seed), saved, and loaded from the cache."""
+
+    def __init__(self, task: TaskMeta, **config: Any) -> None:
+        self.task = task
+        self.config = config
+        self._state_revision: str | None = None
+
+    def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
+        """Learn from the task's training split only (never val or test). Default: nothing to learn."""
+
+    @abstractmethod
+    def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        """Images (N, H, W) float32 in [0, 1] at the task's resolution, one per condition, in order."""
+
+    def save(self, directory: Path) -> None:
+        """Write what `load` needs (trainable generators only)."""
+
+    def load(self, directory: Path) -> None:
+        """Restore a fitted state written by `save`."""
+
+    def revision(self) -> str:
+        """Hash of what decides the output: name, version, config and, once fitted, the fitted state."""
+        inputs = {"name": self.meta.name, "version": self.meta.version, "config": json.dumps(self.config, sort_keys=True),
+                  "state": self._state_revision}
+        return content_key("generator", "1", inputs)
+
+    def mark_fitted(self, state_key: str) -> None:
+        self._state_revision = state_key
+
+    def checked_generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        """`generate`, plus the checks every synthetic set must pass before anything trains on it."""
+        images = np.asarray(self.generate(conditions, seed=seed, batch_size=batch_size))
+        size = self.task.resolution
+        expected = (len(conditions), size, size)
+        if images.shape != expected:
+            raise GeneratorError(f"generator {self.meta.name} returned shape {images.shape}, expected {expected}")
+        if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
+            raise GeneratorError(f"generator {self.meta.name} returned values outside [0, 1] or non-finite")
+        return images.astype(np.float32, copy=False)

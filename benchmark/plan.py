@@ -1,0 +1,132 @@
+"""From a run's settings to the list of cells to compute, each named by its content key.
+
+Keys are computed before anything trains: a cell's key hashes the task's data identity, the
+downstream recipe, the synthetic set's key (itself the generator revision, the count and the
+seed) and the seed. A second generator, a second run, or a resumed run finds what exists by key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import content_key
+from .errors import ConfigError, GeneratorError
+from .generator import Generator
+from .registry import BASELINE, generator_class, get_task
+from .samples import Splits
+from .schemas import RunConfig
+from .task import Task
+
+DATA_STAGE = ("data", "1")
+FIT_STAGE = ("fit", "1")
+SYNTHETIC_STAGE = ("synthetic", "1")
+DOWNSTREAM_STAGE = ("downstream", "1")
+FIT_SEED = 0
+"""Generators are fitted once per run setting; seeds vary the synthetic set and the downstream model."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    seed: int
+    key: str
+    train_size: int | None
+    data_root: str | None
+    device: str
+    generator: str | None = None
+    generator_config: dict[str, Any] = field(default_factory=dict)
+    ratio: float = 0.0
+    n_synthetic: int = 0
+    synthetic_key: str | None = None
+    fit_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Arm:
+    generator: str
+    revision: str
+    ratio: float
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task: Task
+    splits: Splits
+    seeds: list[int]
+    baseline: Arm
+    arms: list[Arm]
+
+    def cells(self) -> list[Cell]:
+        return [c for arm in [self.baseline, *self.arms] for c in arm.cells]
+
+
+def data_key(task: Task, splits: Splits, root: Path | None) -> str:
+    ids = {name: np.asarray(getattr(splits, name).sample_ids).astype(str) for name in ("train", "val", "test")}
+    return content_key(*DATA_STAGE, {"fingerprint": task.fingerprint(root), "ids": {k: "\n".join(v) for k, v in ids.items()}})
+
+
+def fit_key(generator: Generator, data: str) -> str:
+    return content_key(*FIT_STAGE, {"generator": generator.meta.name, "version": generator.meta.version,
+                                    "config": generator.config, "data": data, "seed": FIT_SEED})
+
+
+def check_compatible(generator: Generator, task: Task) -> None:
+    meta = generator.meta
+    if meta.suites is not None and task.meta.suite not in meta.suites:
+        raise GeneratorError(f"generator {meta.name} serves suites {meta.suites}, not {task.meta.suite!r} "
+                             f"(task {task.meta.name})")
+    needed = "label" if task.meta.kind == "classification" else "mask"
+    if needed not in meta.conditioning:
+        raise GeneratorError(f"generator {meta.name} cannot take {needed} conditions, which task {task.meta.name} asks for")
+
+
+def plan_task(name: str, config: RunConfig) -> TaskPlan:
+    task = get_task(name)
+    splits = task.load(config.data_root, train_size=config.train_size)
+    data = data_key(task, splits, config.data_root)
+    seeds = list(range(config.seeds or task.meta.default_seeds))
+    ratios = config.ratios or task.meta.default_ratios
+    common = {"task": name, "train_size": config.train_size, "device": config.device,
+              "data_root": None if config.data_root is None else str(config.data_root)}
+    recipe = task.recipe()
+
+    def cell_key(synthetic: str | None, seed: int) -> str:
+        return content_key(*DOWNSTREAM_STAGE, {"data": data, "recipe": recipe, "synthetic": synthetic, "seed": seed})
+
+    baseline_cells = [Cell(seed=s, key=cell_key(None, s), **common) for s in seeds]
+    baseline = Arm(BASELINE, "-", 0.0, baseline_cells)
+    arms = []
+    for generator_name in config.generators:
+        if generator_name == BASELINE:
+            continue
+        generator = generator_class(generator_name)(task.meta)
+        check_compatible(generator, task)
+        fitted = fit_key(generator, data) if generator.trainable else None
+        if fitted:
+            generator.mark_fitted(fitted)
+        revision = generator.revision()
+        for ratio in ratios:
+            n = max(1, int(round(ratio * len(splits.train))))
+            cells = []
+            for s in seeds:
+                synthetic = content_key(*SYNTHETIC_STAGE, {"revision": revision, "data": data, "n": n, "seed": s})
+                cells.append(Cell(seed=s, key=cell_key(synthetic, s), generator=generator_name,
+                                  generator_config=generator.config, ratio=ratio, n_synthetic=n,
+                                  synthetic_key=synthetic, fit_key=fitted, **common))
+            arms.append(Arm(generator_name, revision, ratio, cells))
+    return TaskPlan(task, splits, seeds, baseline, arms)
+
+
+def validate_names(config: RunConfig) -> None:
+    """Fail before any work on names no registry knows."""
+    for name in config.generators:
+        generator_class(name)
+    for name in config.tasks:
+        get_task(name)
+    if config.train_size is not None and config.train_size < 2:
+        raise ConfigError("--train-size must be at least 2 images")

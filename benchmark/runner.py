@@ -1,0 +1,62 @@
+"""One run: plan the cells, fit generators, compute missing cells, score, write a RunResult."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import PROTOCOL_VERSION, __version__
+from .cache import Cache, write_atomic
+from .cells import ready_generator
+from .executor import execute
+from .plan import TaskPlan, plan_task, validate_names
+from .registry import generator_class
+from .schemas import RunConfig, RunResult
+from .scoring import METHODS, score_run
+
+log = logging.getLogger(__name__)
+
+
+def _fit_trainable_generators(plans: list[TaskPlan], cache: Cache) -> None:
+    """Fit each trainable generator once, here, before workers that need it start in parallel."""
+    for plan in plans:
+        for arm in plan.arms:
+            cell = arm.cells[0]
+            if cell.fit_key and not all(cache.is_complete("synthetic", c.synthetic_key) for c in arm.cells):
+                ready_generator(cell, cache, plan.splits.train)
+
+
+def _environment() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "monai", "numpy", "scipy", "scikit-learn", "pingouin"):
+        try:
+            env[package] = version(package)
+        except PackageNotFoundError:
+            env[package] = "not installed"
+    return env
+
+
+def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | None = None,
+        show_progress: bool = True) -> RunResult:
+    started = time.perf_counter()
+    validate_names(config)
+    cache = Cache(cache_root)
+    plans = [plan_task(name, config) for name in config.tasks]
+    _fit_trainable_generators(plans, cache)
+    missing = [cell for plan in plans for cell in plan.cells() if not cache.is_complete("downstream", cell.key)]
+    log.info("%d of %d cells to compute", len(missing), sum(len(p.cells()) for p in plans))
+    execute(missing, str(cache.root), workers=workers, show_progress=show_progress)
+    tasks = score_run(plans, cache, n_boot=config.n_boot)
+    result = RunResult(
+        protocol_version=PROTOCOL_VERSION, cxrbench_version=__version__, created=datetime.now(timezone.utc),
+        config=config, generators=[generator_class(g).meta for g in config.generators], tasks=tasks,
+        methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,
+    )
+    if out is not None:
+        write_atomic(out, result.model_dump_json(indent=1).encode())
+    return result

@@ -1,0 +1,92 @@
+"""The data a task hands around: a split as parallel arrays, one row per study.
+
+Arrays rather than a list of per-image objects because every consumer (generators, downstream
+training, scoring) works on whole batches; `SampleSet[i]` still gives one `Sample` for inspection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray | None
+    patient_id: str
+    sample_id: str
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Images (N, H, W) float32 in [0, 1]; labels (N, L) int8; masks (N, H, W) bool or None."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None
+    patient_ids: np.ndarray
+    sample_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.ndim != 3:
+            raise DataError(f"images must be (N, H, W), got shape {self.images.shape}")
+        for name in ("labels", "patient_ids", "sample_ids"):
+            if len(getattr(self, name)) != n:
+                raise DataError(f"{name} has {len(getattr(self, name))} rows, images have {n}")
+        if self.masks is not None and self.masks.shape != self.images.shape:
+            raise DataError(f"masks shape {self.masks.shape} differs from images shape {self.images.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Sample:
+        mask = None if self.masks is None else self.masks[i]
+        return Sample(self.images[i], self.labels[i], mask, str(self.patient_ids[i]), str(self.sample_ids[i]))
+
+    def subset(self, index: Iterable[int] | np.ndarray) -> SampleSet:
+        index = np.asarray(list(index) if not isinstance(index, np.ndarray) else index)
+        masks = None if self.masks is None else self.masks[index]
+        return SampleSet(self.images[index], self.labels[index], masks, self.patient_ids[index], self.sample_ids[index])
+
+    @staticmethod
+    def concat(parts: list[SampleSet]) -> SampleSet:
+        with_masks = [p.masks is not None for p in parts]
+        if any(with_masks) and not all(with_masks):
+            raise DataError("cannot mix sets with and without masks")
+        masks = np.concatenate([p.masks for p in parts]) if all(with_masks) else None
+        return SampleSet(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            masks,
+            np.concatenate([p.patient_ids for p in parts]),
+            np.concatenate([p.sample_ids for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: SampleSet
+    val: SampleSet
+    test: SampleSet
+
+    def __post_init__(self) -> None:
+        check_patient_disjoint(self)
+
+
+def check_patient_disjoint(splits: Splits) -> None:
+    """Splits are by patient: a patient in two splits would leak test information into training."""
+    names = ("train", "val", "test")
+    sets = {n: set(getattr(splits, n).patient_ids.tolist()) for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = sets[a] & sets[b]
+            if shared:
+                example = sorted(shared)[:3]
+                raise DataError(f"{len(shared)} patient(s) in both {a} and {b} splits, e.g. {example}")

@@ -1,0 +1,49 @@
+"""The contract a task meets: its data, the conditions it asks generators for, its downstream recipe, its score."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .conditions import Condition
+from .samples import SampleSet, Splits
+from .schemas import TaskMeta
+from .stats import CaseMetric
+
+Predictions = dict[str, np.ndarray]
+"""What a downstream model leaves behind: arrays named by split (e.g. 'val_prob', 'test_prob', 'test_mask')."""
+
+
+class Task(ABC):
+    meta: ClassVar[TaskMeta]
+
+    @abstractmethod
+    def load(self, root: Path | None, *, train_size: int | None = None) -> Splits:
+        """The standard patient-level split; `train_size` keeps that many real training images (fixed subset)."""
+
+    @abstractmethod
+    def fingerprint(self, root: Path | None) -> dict[str, Any]:
+        """Everything that identifies the data this task loads (enters every cache key)."""
+
+    @abstractmethod
+    def conditions(self, train: SampleSet, n: int, *, seed: int) -> list[Condition]:
+        """`n` conditions drawn from the real training distribution; identical for every generator."""
+
+    @abstractmethod
+    def recipe(self) -> dict[str, Any]:
+        """The downstream recipe's settings (model, epochs, optimiser): part of every cell's key."""
+
+    @abstractmethod
+    def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:
+        """Train the fixed downstream model on `train` (real, or real + synthetic) and predict val and test."""
+
+    @abstractmethod
+    def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
+        """The test score as a case metric the statistics can resample, and the score per label."""
+
+    def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
+        """Fresh images from the true data generator; only simulated suites can do this (the oracle)."""
+        raise NotImplementedError(f"task {self.meta.name} has no simulator")
