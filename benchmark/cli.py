@@ -19,7 +19,7 @@ from .errors import ConfigError, CxrbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="cxrbench: do a generator's synthetic chest X-rays make downstream models better?")
-console = Console()
+console = Console(width=max(Console().width, 160))  # the results table needs ~150 columns
 errors = Console(stderr=True)
 
 DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))

@@ -37,7 +37,7 @@ class SegmentationTask(Task):
         return conditions
 
     def recipe(self) -> dict[str, Any]:
-        return {"model": "monai.UNet", "channels": list(self.channels), "loss": "DiceCELoss",
+        return {"model": "monai.UNet", "channels": list(self.channels), "loss": "DiceLoss(batch=True)",
                 "schedule": self.schedule.__dict__, "threshold": 0.5}
 
     def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:

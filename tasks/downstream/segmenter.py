@@ -1,4 +1,4 @@
-"""Segmentation recipe: MONAI's UNet with a Dice + cross-entropy loss, masks thresholded at 0.5."""
+"""Segmentation recipe: MONAI's UNet with a batch Dice loss, masks thresholded at 0.5."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ def build_segmenter(channels: tuple[int, ...]):
 def train_segmenter(images: np.ndarray, masks: np.ndarray, predict_on: dict[str, np.ndarray], *,
                     channels: tuple[int, ...], schedule: Schedule, seed: int, device: str) -> dict[str, np.ndarray]:
     """Train on (images, masks); return boolean predicted masks for each array in `predict_on`."""
-    from monai.losses import DiceCELoss
+    from monai.losses import DiceLoss
 
     with deterministic_cell(seed):
         net = build_segmenter(channels)
-        loss = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        loss = DiceLoss(sigmoid=True, batch=True)  # batch Dice: cross-entropy alone pulls small sets to all-empty
         fit(net, images[:, None], masks[:, None].astype(np.float32), loss, schedule, seed=seed, device=device)
         return {name: predict(net, x[:, None], device=device)[:, 0] > 0.5 for name, x in predict_on.items()}

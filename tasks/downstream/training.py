@@ -1,4 +1,7 @@
-"""The training loop both downstream recipes share: seeded, single-threaded per cell, fixed epochs.
+"""The training loop both downstream recipes share: seeded, single-threaded per cell, fixed steps.
+
+A fixed number of optimisation steps (not epochs) per task version: every arm gets the same
+compute, so a synthetic arm can only win by its data, never by training longer.
 
 Each cell pins torch to one thread and seeds from its own seed inside `fork_rng`, so the same cell
 gives the same numbers whether it runs inline or in a worker process, and no global RNG leaks out.
@@ -15,7 +18,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Schedule:
-    epochs: int
+    steps: int
     batch_size: int
     learning_rate: float
     weight_decay: float = 0.0
@@ -37,7 +40,7 @@ def deterministic_cell(seed: int) -> Iterator[None]:
 
 def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, schedule: Schedule, *, seed: int,
         device: str) -> None:
-    """Adam for a fixed number of epochs over (inputs, targets), shuffled by a torch.Generator from `seed`."""
+    """AdamW for `schedule.steps` batches: shuffled passes over (inputs, targets), order from `seed`."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
@@ -45,14 +48,26 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, sched
     order_rng = torch.Generator().manual_seed(seed)
     model.to(device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
-    for _ in range(schedule.epochs):
-        order = torch.randperm(len(x), generator=order_rng)
-        for start in range(0, len(x), schedule.batch_size):
-            batch = order[start : start + schedule.batch_size]
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[batch].to(device)), y[batch].to(device))
-            loss.backward()
-            optimiser.step()
+    for batch in _batches(len(x), schedule, order_rng):
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[batch].to(device)), y[batch].to(device))
+        loss.backward()
+        optimiser.step()
+
+
+def _batches(n: int, schedule: Schedule, order_rng) -> Iterator:
+    """`schedule.steps` index batches from consecutive shuffled passes over `n` rows (last partial batch dropped)."""
+    import torch
+
+    size = min(schedule.batch_size, n)
+    done = 0
+    while True:
+        order = torch.randperm(n, generator=order_rng)
+        for start in range(0, n - size + 1, size):
+            if done == schedule.steps:
+                return
+            yield order[start : start + size]
+            done += 1
 
 
 def predict(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) -> np.ndarray:

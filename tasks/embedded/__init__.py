@@ -1,0 +1,1 @@
+"""The embedded suite: procedural phantom chest radiographs rendered by the project itself."""

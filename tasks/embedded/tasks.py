@@ -1,0 +1,97 @@
+"""The embedded suite: phantom chest radiographs the project renders itself, so no download is needed.
+
+Both tasks draw one fixed population of patients (several studies each, shared anatomy), split it
+by the versioned patient hash rule, and keep a small fixed training subset by default: small enough
+that more data still helps, which is what lets a benchmark see a generator's effect at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cxrbench.conditions import Condition
+from cxrbench.samples import SampleSet, Splits
+from cxrbench.schemas import TaskMeta
+
+from ..classification import ClassificationTask
+from ..downstream.training import Schedule
+from ..segmentation import SegmentationTask
+from ..splits import SPLIT_RULE, fixed_train_subset, split_indices
+from .phantom import FINDINGS, PhantomConfig, render_conditions, simulate_population
+
+_SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
+
+
+class _PhantomTask:
+    """Loading and simulation shared by the two phantom tasks."""
+
+    meta: ClassVar[TaskMeta]
+    phantom: ClassVar[PhantomConfig]
+    prevalence: ClassVar[dict[str, float]]
+    n_patients: ClassVar[int] = 1200
+    studies_per_patient: ClassVar[tuple[int, int]] = (1, 3)
+    population_seed: ClassVar[int]
+
+    def fingerprint(self, root: Path | None) -> dict[str, Any]:
+        return {"task": self.meta.name, "version": self.meta.version, "phantom": self.phantom.__dict__,
+                "prevalence": self.prevalence, "n_patients": self.n_patients,
+                "studies_per_patient": self.studies_per_patient, "seed": self.population_seed}
+
+    def load(self, root: Path | None, *, train_size: int | None = None) -> Splits:
+        population = simulate_population(self.n_patients, prevalence=self.prevalence,
+                                         studies_per_patient=self.studies_per_patient, config=self.phantom,
+                                         seed=self.population_seed)
+        everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
+                               population.patient_ids, population.study_ids)
+        rows = split_indices(population.patient_ids)
+        train = everything.subset(rows["train"])
+        train = train.subset(fixed_train_subset(train.patient_ids, train_size or self.meta.default_train_size))
+        return Splits(train=train, val=everything.subset(rows["val"]), test=everything.subset(rows["test"]))
+
+    def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 303])
+        labels = (rng.random((len(conditions), len(FINDINGS))) < [self.prevalence[f] for f in FINDINGS]).astype(np.int8)
+        for row, condition in enumerate(conditions):
+            for name, value in condition.labels.items():
+                labels[row, FINDINGS.index(name)] = value
+        masks = None
+        if conditions and all(c.kind == "mask" for c in conditions):
+            masks = np.stack([c.mask for c in conditions])
+        return render_conditions(labels, masks, config=self.phantom, seed=seed)
+
+    def _labels(self, labels: np.ndarray) -> np.ndarray:
+        return labels[:, [FINDINGS.index(name) for name in self.meta.labels]].astype(np.int8)
+
+    def _masks(self, masks: np.ndarray) -> np.ndarray | None:
+        return masks if self.meta.kind == "segmentation" else None
+
+
+class PhantomClassification(_PhantomTask, ClassificationTask):
+    meta = TaskMeta(
+        name="phantom_cls", version="1", suite="embedded", kind="classification",
+        labels=["cardiomegaly", "effusion", "consolidation", "pneumothorax"], metric="macro_f1", resolution=64,
+        description="Multi-label findings on phantom chest radiographs (64x64).",
+        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=200, default_ratios=[1.0], default_seeds=5,
+    )
+    phantom = PhantomConfig(size=64)
+    prevalence = {"cardiomegaly": 0.3, "effusion": 0.3, "consolidation": 0.3, "pneumothorax": 0.3}
+    population_seed = 11
+    model = "small_cnn"
+    schedule = Schedule(steps=200, batch_size=32, learning_rate=2e-3, weight_decay=1e-4)
+
+
+class PhantomSegmentation(_PhantomTask, SegmentationTask):
+    meta = TaskMeta(
+        name="phantom_seg", version="1", suite="embedded", kind="segmentation",
+        labels=["pneumothorax"], metric="dice", resolution=64,
+        description="Pneumothorax segmentation on phantom chest radiographs (64x64); Dice per image, empty-empty = 1.",
+        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=120, default_ratios=[1.0], default_seeds=5,
+    )
+    phantom = PhantomConfig(size=64)
+    prevalence = {"cardiomegaly": 0.3, "effusion": 0.3, "consolidation": 0.3, "pneumothorax": 0.6}
+    population_seed = 12
+    channels = (8, 16, 32, 64)
+    schedule = Schedule(steps=600, batch_size=8, learning_rate=3e-3, weight_decay=1e-4)

@@ -1,0 +1,63 @@
+"""The CLI: listing, reporting, and one-line errors with a non-zero exit for bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cxrbench.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_list_shows_tasks_and_generators():
+    result = _invoke("list")
+    assert result.exit_code == 0
+    for name in ("phantom_cls", "phantom_seg", "real_only", "classic_aug", "oracle", "noise"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--generator", "dalle"], "unknown generator 'dalle'"),
+    (["--generator", "oracle", "--task", "mnist"], "unknown task 'mnist'"),
+    (["--generator", "oracle", "--suite", "nope"], "unknown suite 'nope'"),
+    (["--generator", "oracle", "--ratios", "-1"], "ratios must be positive"),
+    (["--generator", "oracle", "--ratios", "one"], "comma-separated numbers"),
+    (["--generator", "oracle", "--seeds", "1"], "seeds"),
+])
+def test_bad_run_settings_fail_in_one_line(args, message, tmp_path):
+    result = _invoke("run", *args, "--cache-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+
+
+def test_unwritable_cache_directory_fails_in_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _invoke("run", "--generator", "oracle", "--cache-dir", str(blocker / "cache"))
+    assert result.exit_code == 2 and "not writable" in result.output and "Traceback" not in result.output
+
+
+def test_report_rejects_files_that_are_not_results(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": "1"}))
+    assert _invoke("report", str(bad)).exit_code == 2
+    assert "cannot read" in _invoke("report", str(tmp_path / "missing.json")).output
+
+
+def test_report_prints_markdown_json_and_table(tiny_run, tmp_path):
+    _, _, result = tiny_run
+    path = tmp_path / "result.json"
+    path.write_text(result.model_dump_json())
+    markdown = _invoke("report", str(path), "--format", "markdown")
+    assert markdown.exit_code == 0
+    assert markdown.output.startswith("| task |") and markdown.output.count("oracle") == 2
+    as_json = json.loads(_invoke("report", str(path), "--format", "json").output)
+    assert as_json["schema_version"] == "1"
+    assert "p Holm" in _invoke("report", str(path)).output

@@ -1,0 +1,100 @@
+"""End to end on tiny settings: results, caching, resumption after kill -9, determinism across executors."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cxrbench.executor
+from cxrbench.cache import Cache
+from cxrbench.runner import run
+from cxrbench.schemas import RunConfig
+
+from .conftest import TINY
+
+
+def _scores(result):
+    return {(t.task.name, a.generator, a.ratio): [s.score for s in a.seeds]
+            for t in result.tasks for a in [t.baseline, *t.arms]}
+
+
+def test_result_has_every_arm_and_corrected_p_values(tiny_run):
+    _, _, result = tiny_run
+    assert [t.task.name for t in result.tasks] == ["phantom_cls", "phantom_seg"]
+    comparisons = [c for t in result.tasks for c in t.comparisons]
+    assert {(c.generator, c.ratio) for c in comparisons} == {("oracle", 0.5), ("noise", 0.5)}
+    m = len(comparisons)
+    for c in comparisons:
+        assert c.p_value <= c.p_holm <= c.p_bonferroni == pytest.approx(min(1.0, c.p_value * m))
+        assert c.t_ci[0] <= c.delta <= c.t_ci[1]
+        assert c.n_seeds == TINY["seeds"]
+    for task in result.tasks:
+        assert task.n_train_real == TINY["train_size"]
+        for arm in task.arms:
+            assert arm.n_synthetic == round(0.5 * TINY["train_size"])
+            assert 0 <= arm.mean <= 1
+
+
+def test_second_run_recomputes_nothing_and_prints_the_same(tiny_run, monkeypatch):
+    config, cache, first = tiny_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached cell was recomputed")
+
+    monkeypatch.setattr(cxrbench.executor, "run_cell", refuse)
+    second = run(config, cache, workers=1, show_progress=False)
+    assert second.tasks == first.tasks
+
+
+def test_a_second_generator_reuses_the_baseline(tiny_run, monkeypatch):
+    config, cache, _ = tiny_run
+    computed = []
+    original = cxrbench.executor.run_cell
+    monkeypatch.setattr(cxrbench.executor, "run_cell", lambda cell, root: computed.append(cell) or original(cell, root))
+    run(config.model_copy(update={"tasks": ["phantom_cls"], "generators": ["classic_aug"]}), cache, workers=1,
+        show_progress=False)
+    assert computed and all(cell.generator == "classic_aug" for cell in computed)
+
+
+def test_corrupted_cell_is_recomputed_to_the_same_numbers(tiny_run):
+    config, cache, first = tiny_run
+    cell = first.tasks[1].arms[0].seeds[0].cell
+    predictions = Cache(cache).path("downstream", cell) / "predictions.npz"
+    predictions.write_bytes(predictions.read_bytes()[:-10] + b"0123456789")
+    again = run(config, cache, workers=1, show_progress=False)
+    assert _scores(again) == _scores(first)
+
+
+def test_two_workers_give_the_numbers_of_one(tiny_run, tmp_path):
+    config, _, first = tiny_run
+    parallel = run(config.model_copy(update={"tasks": ["phantom_cls"], "generators": ["oracle"]}), tmp_path,
+                   workers=2, show_progress=False)
+    expected = {k: v for k, v in _scores(first).items() if k[0] == "phantom_cls" and k[1] != "noise"}
+    assert _scores(parallel) == expected
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_completes_with_the_uninterrupted_numbers(tiny_run, tmp_path):
+    _, _, first = tiny_run
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "cxrbench", "run", "--generator", "oracle", "--task", "phantom_seg",
+               "--train-size", str(TINY["train_size"]), "--seeds", str(TINY["seeds"]), "--ratios", "0.5",
+               "--n-boot", str(TINY["n_boot"]), "--workers", "1", "--cache-dir", str(cache),
+               "--out", str(tmp_path / "result.json"), "--format", "json"]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(cache.glob("downstream/*/*/_COMPLETE.json")):
+        assert victim.poll() is None and time.monotonic() < deadline, "run ended before a cell was stored"
+        time.sleep(0.2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "result.json").exists()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    from cxrbench.schemas import RunResult
+
+    resumed = RunResult.model_validate_json(done.stdout)
+    expected = {k: v for k, v in _scores(first).items() if k[0] == "phantom_seg" and k[1] != "noise"}
+    assert _scores(resumed) == expected
