@@ -15,7 +15,7 @@ from cxrbench.schemas import GeneratorMeta, TaskMeta
 
 
 class Oracle(Generator):
-    meta = GeneratorMeta(name="oracle", version="1", role="control", conditioning=["label", "mask"],
+    meta = GeneratorMeta(name="oracle", version="2", role="control", conditioning=["label", "mask"],
                          suites=["embedded"],
                          description="New phantoms from the embedded suite's own renderer; a positive control.")
 

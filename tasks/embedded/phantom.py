@@ -59,6 +59,7 @@ __all__ = [
     "render_study",
     "simulate_population",
     "render_conditions",
+    "patient_anatomy",
     "lung_masks",
 ]
 
@@ -973,8 +974,15 @@ def _batch_size(size: int) -> int:
     return max(1, min(_BATCH_STUDIES, _BATCH_PIXELS // (size * size)))
 
 
-def render_conditions(labels: np.ndarray, masks: np.ndarray | None, *, config: PhantomConfig, seed: int) -> np.ndarray:
-    """Fresh phantoms (each a NEW random patient) showing exactly the requested findings.
+def patient_anatomy(k: int, *, seed: int) -> Anatomy:
+    """The anatomy of patient k of ``simulate_population(..., seed=seed)`` (its generator's first draw)."""
+    return draw_anatomy(np.random.default_rng(np.random.SeedSequence([_POPULATION_TAG, _seed_entropy(seed), int(k)])))
+
+
+def render_conditions(labels: np.ndarray, masks: np.ndarray | None, *, config: PhantomConfig, seed: int,
+                      anatomies: Sequence[Anatomy] | None = None) -> np.ndarray:
+    """Fresh phantoms (each a NEW random patient, or a new study of ``anatomies[i]`` where given) showing
+    exactly the requested findings.
 
     ``labels`` (N, len(FINDINGS)) 0/1; ``masks`` (N, size, size) bool or None. Where masks are given the
     pneumothorax is drawn in each row's mask (rows whose mask is empty get none) and the pneumothorax
@@ -993,17 +1001,20 @@ def render_conditions(labels: np.ndarray, masks: np.ndarray | None, *, config: P
         if masks.shape != (n, size, size):
             raise ValueError(f"masks must have shape {(n, size, size)}, got {masks.shape}")
         masks = masks.astype(bool, copy=False)
+    if anatomies is not None and len(anatomies) != n:
+        raise ValueError(f"anatomies has {len(anatomies)} entries, labels have {n} rows")
     entropy = _seed_entropy(seed)
     out = np.empty((n, size, size), dtype=np.float32)
     step = _batch_size(size)
     for first in range(0, n, step):
         rows = range(first, min(first + step, n))
-        anatomies, draws = [], []
+        batch, draws = [], []
         for i in rows:
             rng = np.random.default_rng(np.random.SeedSequence([_CONDITIONS_TAG, entropy, i]))
-            anatomies.append(draw_anatomy(rng))
+            fresh = draw_anatomy(rng)
+            batch.append(fresh if anatomies is None else anatomies[i])
             draws.append(_draw_study(rng, size))
         flags = labels[first:rows.stop].astype(bool)
         given = None if masks is None else masks[first:rows.stop]
-        out[first:rows.stop], _ = _render(anatomies, flags, draws, given, config)
+        out[first:rows.stop], _ = _render(batch, flags, draws, given, config)
     return out

@@ -7,12 +7,14 @@ that more data still helps, which is what lets a benchmark see a generator's eff
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.conditions import Condition
+from cxrbench.conditions import Condition, MaskCondition
+from cxrbench.geometry import apply_affine
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import TaskMeta
 
@@ -20,7 +22,7 @@ from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE, fixed_train_subset, split_indices
-from .phantom import FINDINGS, PhantomConfig, render_conditions, simulate_population
+from .phantom import FINDINGS, PhantomConfig, Population, patient_anatomy, render_conditions, simulate_population
 
 _SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
 
@@ -40,10 +42,14 @@ class _PhantomTask:
                 "prevalence": self.prevalence, "n_patients": self.n_patients,
                 "studies_per_patient": self.studies_per_patient, "seed": self.population_seed}
 
+    @cached_property
+    def _population(self) -> Population:
+        return simulate_population(self.n_patients, prevalence=self.prevalence,
+                                   studies_per_patient=self.studies_per_patient, config=self.phantom,
+                                   seed=self.population_seed)
+
     def load(self, root: Path | None, *, train_size: int | None = None) -> Splits:
-        population = simulate_population(self.n_patients, prevalence=self.prevalence,
-                                         studies_per_patient=self.studies_per_patient, config=self.phantom,
-                                         seed=self.population_seed)
+        population = self._population
         everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
                                population.patient_ids, population.study_ids)
         rows = split_indices(population.patient_ids)
@@ -52,15 +58,25 @@ class _PhantomTask:
         return Splits(train=train, val=everything.subset(rows["val"]), test=everything.subset(rows["test"]))
 
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
+        """Label conditions: new patients with exactly those findings. Mask conditions: a new study of
+        the mask's source patient with the source pneumothorax, moved by the condition's affine, so the
+        anatomy around the requested mask is consistent (a new patient's lungs would not fit the mask)."""
         rng = np.random.default_rng([seed, 303])
         labels = (rng.random((len(conditions), len(FINDINGS))) < [self.prevalence[f] for f in FINDINGS]).astype(np.int8)
         for row, condition in enumerate(conditions):
             for name, value in condition.labels.items():
                 labels[row, FINDINGS.index(name)] = value
-        masks = None
-        if conditions and all(c.kind == "mask" for c in conditions):
-            masks = np.stack([c.mask for c in conditions])
-        return render_conditions(labels, masks, config=self.phantom, seed=seed)
+        masked = [c for c in conditions if isinstance(c, MaskCondition)]
+        if not masked:
+            return render_conditions(labels, None, config=self.phantom, seed=seed)
+        if len(masked) != len(conditions):
+            raise ValueError("cannot mix mask and other conditions in one simulation")
+        population = self._population
+        row_of = {sid: i for i, sid in enumerate(population.study_ids.tolist())}
+        rows = [row_of[c.source_id] for c in masked]
+        anatomies = [patient_anatomy(int(population.patient_ids[r][1:]), seed=self.population_seed) for r in rows]
+        images = render_conditions(labels, population.masks[rows], config=self.phantom, seed=seed, anatomies=anatomies)
+        return np.stack([apply_affine(image, c.transform, nearest=False) for image, c in zip(images, masked)])
 
     def _labels(self, labels: np.ndarray) -> np.ndarray:
         return labels[:, [FINDINGS.index(name) for name in self.meta.labels]].astype(np.int8)
@@ -88,7 +104,7 @@ class PhantomSegmentation(_PhantomTask, SegmentationTask):
         name="phantom_seg", version="1", suite="embedded", kind="segmentation",
         labels=["pneumothorax"], metric="dice", resolution=64,
         description="Pneumothorax segmentation on phantom chest radiographs (64x64); Dice per image, empty-empty = 1.",
-        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=120, default_ratios=[1.0], default_seeds=5,
+        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=120, default_ratios=[2.0], default_seeds=5,
     )
     phantom = PhantomConfig(size=64)
     prevalence = {"cardiomegaly": 0.3, "effusion": 0.3, "consolidation": 0.3, "pneumothorax": 0.6}
