@@ -104,29 +104,30 @@ def list_(
     what: Annotated[str, typer.Argument(help="tasks or generators")] = "all",
 ) -> None:
     """List the registered tasks and generators."""
-    from rich.table import Table
-
     from .registry import generator_class, generator_names, task_class, task_names
 
     if what not in ("all", "tasks", "generators"):
         _fail(f"can list tasks or generators, not {what!r}")
     if what in ("all", "tasks"):
-        table = Table(title="tasks")
-        for column in ("name", "suite", "kind", "metric", "version", "description"):
-            table.add_column(column)
-        for name in task_names():
-            m = task_class(name).meta
-            table.add_row(m.name, m.suite, m.kind, m.metric, m.version, m.description)
-        console.print(table)
+        metas = [task_class(name).meta for name in task_names()]
+        console.print(_table("tasks", ["name", "suite", "kind", "metric", "version", "description"],
+                             [[m.name, m.suite, m.kind, m.metric, m.version, m.description] for m in metas]))
     if what in ("all", "generators"):
-        table = Table(title="generators")
-        for column in ("name", "role", "conditioning", "suites", "verified", "description"):
-            table.add_column(column)
-        for name in generator_names():
-            m = generator_class(name).meta
-            table.add_row(m.name, m.role, ",".join(m.conditioning) or "-", ",".join(m.suites or ["all"]),
-                          "yes" if m.verified else "no", m.description)
-        console.print(table)
+        metas = [generator_class(name).meta for name in generator_names()]
+        console.print(_table("generators", ["name", "role", "conditioning", "suites", "verified", "description"],
+                             [[m.name, m.role, ",".join(m.conditioning) or "-", ",".join(m.suites or ["all"]),
+                               "yes" if m.verified else "no", m.description] for m in metas]))
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 @app.command()
