@@ -34,7 +34,7 @@ def load_splits(task: str, data_root: str | None, train_size: int | None) -> Spl
 def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
     """The cell's generator, fitted: loaded from the cache if trainable, else fitted on the spot (cheap)."""
     task = get_task(cell.task)
-    generator = generator_class(cell.generator)(task.meta, **cell.generator_config)
+    generator = generator_class(cell.generator)(task.meta, device=cell.device, **cell.generator_config)
     if not generator.trainable:
         with tempfile.TemporaryDirectory() as workdir:
             generator.fit(train, seed=FIT_SEED, workdir=Path(workdir))

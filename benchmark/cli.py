@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -60,6 +62,32 @@ def _show(result, fmt: Format) -> None:
         console.print(rich_table(result))
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Bad settings and protocol errors end as one line and exit code 2, never a traceback."""
+    try:
+        yield
+    except ValidationError as error:
+        first = error.errors()[0]
+        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    except CxrbenchError as error:
+        _fail(str(error))
+
+
+def _generator_config(path: Path | None) -> dict:
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        options = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read generator config {path}: {error}") from None
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise ConfigError(f"generator config {path} must map generator names to option mappings")
+    return options
+
+
 @app.command()
 def run(
     generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
@@ -74,6 +102,8 @@ def run(
     workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    generator_config: Annotated[Optional[Path], typer.Option(
+        help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
     """Run generators on a suite's tasks and print Δ against the real-only baseline."""
@@ -81,19 +111,14 @@ def run(
     from .runner import run as run_benchmark
     from .schemas import RunConfig
 
-    try:
+    with _one_line_errors():
         config = RunConfig(tasks=_split(task) or suite_tasks(suite), generators=_split(generator),
                            ratios=_ratios(ratios), seeds=seeds, train_size=train_size, n_boot=n_boot,
-                           data_root=data_root, device=device)
+                           data_root=data_root, device=device, generator_config=_generator_config(generator_config))
         names = "-".join(config.generators)
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
         result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1, out=out,
                                show_progress=fmt is Format.table)
-    except ValidationError as error:
-        first = error.errors()[0]
-        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
-    except CxrbenchError as error:
-        _fail(str(error))
     _show(result, fmt)
     if fmt is Format.table:
         console.print(f"result written to {out} ({result.wall_seconds:.1f} s)")
@@ -128,6 +153,41 @@ def _table(title: str, columns: list[str], rows: list[list[str]]):
     for row in rows:
         table.add_row(*row)
     return table
+
+
+@app.command()
+def agreement(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="The generator to grade.")],
+    task: Annotated[str, typer.Option(help="The task whose conditions it is asked for.")],
+    seed: Annotated[int, typer.Option(help="Which seed's synthetic set to grade.")] = 0,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the JSON.")] = None,
+) -> None:
+    """Measure whether a generator honours its conditions (a judge trained on real data grades its images)."""
+    from rich.table import Table
+
+    from .agreement import measure_agreement
+    from .cache import write_atomic
+    from .schemas import RunConfig
+
+    with _one_line_errors():
+        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, device=device,
+                           generator_config=_generator_config(generator_config))
+        result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
+    out = out or Path("results") / f"agreement_{task}_{generator}.json"
+    write_atomic(out, result.model_dump_json(indent=1).encode())
+    table = Table(title=f"{generator} on {task}: does the judge find what was asked? ({result.metric}, "
+                        f"{result.n_images} images)")
+    for column in ("", "matched", "shuffled", "real test"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("overall", f"{result.matched:.3f}", f"{result.shuffled:.3f}", f"{result.real_test:.3f}")
+    for label, value in result.matched_per_label.items():
+        table.add_row(label, f"{value:.3f}", f"{result.shuffled_per_label[label]:.3f}", "")
+    console.print(table)
+    console.print(f"written to {out}")
 
 
 @app.command()

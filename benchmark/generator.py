@@ -21,8 +21,10 @@ class Generator(ABC):
     trainable: ClassVar[bool] = False
     """Trainable generators are fitted once per (task data, config, seed), saved, and loaded from the cache."""
 
-    def __init__(self, task: TaskMeta, **config: Any) -> None:
+    def __init__(self, task: TaskMeta, *, device: str = "cpu", **config: Any) -> None:
         self.task = task
+        self.device = device
+        """Where to fit and generate; not part of the config, since it must not change the output's meaning."""
         self.config = config
         self._state_revision: str | None = None
 

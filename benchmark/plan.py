@@ -7,6 +7,7 @@ seed) and the seed. A second generator, a second run, or a resumed run finds wha
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from .errors import ConfigError, GeneratorError
 from .generator import Generator
 from .registry import BASELINE, generator_class, get_task
 from .samples import Splits
-from .schemas import RunConfig
+from .schemas import GeneratorMeta, RunConfig, TaskMeta
 from .task import Task
+
+log = logging.getLogger(__name__)
 
 DATA_STAGE = ("data", "1")
 FIT_STAGE = ("fit", "1")
@@ -75,14 +78,14 @@ def fit_key(generator: Generator, data: str) -> str:
                                     "config": generator.config, "data": data, "seed": FIT_SEED})
 
 
-def check_compatible(generator: Generator, task: Task) -> None:
-    meta = generator.meta
-    if meta.suites is not None and task.meta.suite not in meta.suites:
-        raise GeneratorError(f"generator {meta.name} serves suites {meta.suites}, not {task.meta.suite!r} "
-                             f"(task {task.meta.name})")
-    needed = "label" if task.meta.kind == "classification" else "mask"
-    if needed not in meta.conditioning:
-        raise GeneratorError(f"generator {meta.name} cannot take {needed} conditions, which task {task.meta.name} asks for")
+def incompatibility(generator: GeneratorMeta, task: TaskMeta) -> str | None:
+    """Why the generator cannot serve the task (wrong suite, or not the conditions the task asks for), or None."""
+    if generator.suites is not None and task.suite not in generator.suites:
+        return f"generator {generator.name} serves suites {generator.suites}, not {task.suite!r} (task {task.name})"
+    needed = "label" if task.kind == "classification" else "mask"
+    if needed not in generator.conditioning:
+        return f"generator {generator.name} cannot take {needed} conditions, which task {task.name} asks for"
+    return None
 
 
 def plan_task(name: str, config: RunConfig) -> TaskPlan:
@@ -104,8 +107,9 @@ def plan_task(name: str, config: RunConfig) -> TaskPlan:
     for generator_name in config.generators:
         if generator_name == BASELINE:
             continue
-        generator = generator_class(generator_name)(task.meta)
-        check_compatible(generator, task)
+        if incompatibility(generator_class(generator_name).meta, task.meta):
+            continue  # checked_config dropped or reported the pair before planning
+        generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
         fitted = fit_key(generator, data) if generator.trainable else None
         if fitted:
             generator.mark_fitted(fitted)
@@ -122,11 +126,24 @@ def plan_task(name: str, config: RunConfig) -> TaskPlan:
     return TaskPlan(task, splits, seeds, baseline, arms)
 
 
-def validate_names(config: RunConfig) -> None:
-    """Fail before any work on names no registry knows."""
-    for name in config.generators:
-        generator_class(name)
-    for name in config.tasks:
-        get_task(name)
+def checked_config(config: RunConfig) -> RunConfig:
+    """Fail before any work on unknown names; keep only tasks that some requested generator can serve.
+
+    A generator is skipped (with a warning) on the tasks it cannot serve, e.g. `ldm_mask` on a
+    classification task; a generator that serves none of the run's tasks is an error.
+    """
     if config.train_size is not None and config.train_size < 2:
         raise ConfigError("--train-size must be at least 2 images")
+    generators = [generator_class(name).meta for name in config.generators if name != BASELINE]
+    unused = sorted(set(config.generator_config) - set(config.generators))
+    if unused:
+        raise ConfigError(f"generator config names generators that are not in the run: {', '.join(unused)}")
+    tasks = [get_task(name).meta for name in config.tasks]
+    for generator in generators:
+        reasons = [incompatibility(generator, task) for task in tasks]
+        if all(reasons):
+            raise GeneratorError("; ".join(reasons))
+        for reason in filter(None, reasons):
+            log.warning("skipped: %s", reason)
+    served = [t.name for t in tasks if not generators or any(incompatibility(g, t) is None for g in generators)]
+    return config.model_copy(update={"tasks": served})

@@ -26,6 +26,9 @@ GENERATORS: dict[str, str] = {
     "classic_aug": "cxrbench.generators.classic_aug:ClassicAugmentation",
     "oracle": "cxrbench.generators.oracle:Oracle",
     "noise": "cxrbench.generators.noise:Noise",
+    "ldm_text": "cxrbench.generators.ldm.generator:TextConditionedLDM",
+    "ldm_mask": "cxrbench.generators.ldm.generator:MaskConditionedLDM",
+    "pretrained_pipeline": "cxrbench.generators.pretrained:PretrainedPipeline",
 }
 
 BASELINE = "real_only"

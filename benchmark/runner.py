@@ -12,7 +12,7 @@ from . import PROTOCOL_VERSION, __version__
 from .cache import Cache, write_atomic
 from .cells import ready_generator
 from .executor import execute
-from .plan import TaskPlan, plan_task, validate_names
+from .plan import TaskPlan, checked_config, plan_task
 from .registry import generator_class
 from .schemas import RunConfig, RunResult
 from .scoring import METHODS, score_run
@@ -44,7 +44,7 @@ def _environment() -> dict[str, str]:
 def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | None = None,
         show_progress: bool = True) -> RunResult:
     started = time.perf_counter()
-    validate_names(config)
+    config = checked_config(config)
     cache = Cache(cache_root)
     plans = [plan_task(name, config) for name in config.tasks]
     _fit_trainable_generators(plans, cache)

@@ -66,6 +66,8 @@ class RunConfig(BaseModel):
     n_boot: int = Field(default=2000, ge=100)
     data_root: Path | None = None
     device: str = "cpu"
+    generator_config: dict[str, dict] = Field(
+        default_factory=dict, description="Options per generator name (e.g. a preset, a local weights path).")
 
     @field_validator("ratios")
     @classmethod

@@ -7,17 +7,19 @@ import numpy as np
 from .cache import Cache
 from .cells import load_predictions
 from .plan import Arm, TaskPlan
+from .registry import generator_class
 from .schemas import ArmResult, ComparisonResult, SeedScore, TaskResult
 from .stats import CaseMetric, compare, correct
 
 METHODS = {
     "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val); "
              "segmentation mean per-image Dice (MONAI DiceMetric, empty target and prediction = 1)",
-    "delta": "mean over seeds of (arm - real_only) with the same seeds",
+    "delta": "mean over seeds of (arm - reference) with the same seeds; the reference is real_only, and for a "
+             "generator also every baseline (e.g. classic_aug) run at the same ratio",
     "t_ci": "95% t-interval of the per-seed paired differences (scipy.stats.t)",
     "boot_ci": "95% percentile bootstrap over test patients (cluster resampling, same resample for every seed "
                "and both arms)",
-    "p_value": "one-sided paired t-test over seeds, H1: arm > real_only (scipy.stats.ttest_rel)",
+    "p_value": "one-sided paired t-test over seeds, H1: arm > reference (scipy.stats.ttest_rel)",
     "p_holm": "Holm correction across all comparisons of the run (pingouin.multicomp)",
     "p_bonferroni": "Bonferroni correction across all comparisons of the run (pingouin.multicomp)",
 }
@@ -37,27 +39,35 @@ def _arm_metrics(plan: TaskPlan, arm: Arm, cache: Cache) -> tuple[list[CaseMetri
 
 
 def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> list[TaskResult]:
-    """Score every task; p-values are corrected across all comparisons of the run together."""
+    """Score every task; p-values are corrected across all comparisons of the run together.
+
+    Every arm is compared with real_only; a generator's arm also with each baseline arm (role
+    "baseline", e.g. classic_aug) at the same ratio, the bar a generator must clear to be worth its compute.
+    """
     drafts = []
     for plan in plans:
         base_metrics, baseline = _arm_metrics(plan, plan.baseline, cache)
-        arms, comparisons = [], []
-        for arm in plan.arms:
-            metrics, result = _arm_metrics(plan, arm, cache)
-            arms.append(result)
-            comparisons.append((arm, compare(metrics, base_metrics, plan.splits.test.patient_ids.tolist(),
-                                             n_boot=n_boot, seed=0)))
-        drafts.append((plan, baseline, arms, comparisons))
-    p_values = [c.p_value for _, _, _, comps in drafts for _, c in comps]
+        scored = [(arm, *_arm_metrics(plan, arm, cache)) for arm in plan.arms]
+        patients = plan.splits.test.patient_ids.tolist()
+        comparisons = []
+        for arm, metrics, result in scored:
+            references = [(baseline, base_metrics)]
+            if generator_class(arm.generator).meta.role == "generator":
+                references += [(other, other_metrics) for other_arm, other_metrics, other in scored
+                               if other_arm.ratio == arm.ratio and generator_class(other_arm.generator).meta.role == "baseline"]
+            comparisons += [(result, reference, compare(metrics, reference_metrics, patients, n_boot=n_boot, seed=0))
+                            for reference, reference_metrics in references]
+        drafts.append((plan, baseline, [result for _, _, result in scored], comparisons))
+    p_values = [c.p_value for _, _, _, comps in drafts for _, _, c in comps]
     holm, bonferroni = iter(correct(p_values, "holm")), iter(correct(p_values, "bonferroni"))
     results = []
     for plan, baseline, arms, comps in drafts:
         comparisons = [
-            ComparisonResult(generator=arm.generator, ratio=arm.ratio, reference=baseline.generator,
+            ComparisonResult(generator=arm.generator, ratio=arm.ratio, reference=reference.generator,
                              reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, t_ci=c.t_ci,
                              boot_ci=c.boot_ci, p_value=c.p_value, p_holm=next(holm), p_bonferroni=next(bonferroni),
                              n_seeds=c.n_seeds)
-            for arm, c in comps
+            for arm, reference, c in comps
         ]
         test = plan.splits.test
         results.append(TaskResult(task=plan.task.meta, n_train_real=len(plan.splits.train), n_val=len(plan.splits.val),

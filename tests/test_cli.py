@@ -61,3 +61,32 @@ def test_report_prints_markdown_json_and_table(tiny_run, tmp_path):
     as_json = json.loads(_invoke("report", str(path), "--format", "json").output)
     assert as_json["schema_version"] == "1"
     assert "p Holm" in _invoke("report", str(path)).output
+
+
+def test_a_generator_that_serves_no_task_of_the_run_is_an_error(tmp_path):
+    result = runner.invoke(app, ["run", "--generator", "ldm_mask", "--task", "phantom_cls", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "ldm_mask cannot take label conditions" in result.output and "Traceback" not in result.output
+
+
+def test_a_suite_run_skips_the_tasks_a_generator_cannot_serve():
+    from cxrbench.plan import checked_config
+    from cxrbench.schemas import RunConfig
+
+    config = checked_config(RunConfig(tasks=["phantom_cls", "phantom_seg"], generators=["ldm_mask"]))
+    assert config.tasks == ["phantom_seg"]
+    both = checked_config(RunConfig(tasks=["phantom_cls", "phantom_seg"], generators=["ldm_mask", "ldm_text"]))
+    assert both.tasks == ["phantom_cls", "phantom_seg"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("ldm_mask: [1, 2]", "must map generator names to option mappings"),
+    ("ldm_mask: {preset: tiny", "cannot read generator config"),
+    ("noise: {}", "not in the run: noise"),
+])
+def test_bad_generator_config_files_fail_in_one_line(content, message, tmp_path):
+    config = tmp_path / "generators.yaml"
+    config.write_text(content)
+    result = runner.invoke(app, ["run", "--generator", "ldm_mask", "--generator-config", str(config),
+                                 "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -59,6 +59,22 @@ def test_a_second_generator_reuses_the_baseline(tiny_run, monkeypatch):
     assert computed and all(cell.generator == "classic_aug" for cell in computed)
 
 
+def test_a_generator_is_also_compared_with_the_baselines_and_fitted_once(tiny_run, monkeypatch):
+    config, cache, _ = tiny_run
+    ldm = config.model_copy(update={"tasks": ["phantom_cls"], "generators": ["ldm_text", "classic_aug"],
+                                    "generator_config": {"ldm_text": {"preset": "tiny"}}})
+    result = run(ldm, cache, workers=1, show_progress=False)
+    pairs = {(c.generator, c.reference) for c in result.tasks[0].comparisons}
+    assert pairs == {("ldm_text", "real_only"), ("ldm_text", "classic_aug"), ("classic_aug", "real_only")}
+    assert len(list(Cache(cache).root.glob("synthetic/*/*/grid.png"))) >= TINY["seeds"]
+
+    from cxrbench.generators.ldm.generator import LatentDiffusionGenerator
+
+    monkeypatch.setattr(LatentDiffusionGenerator, "fit", lambda *a, **k: pytest.fail("the fitted LDM was refitted"))
+    again = run(ldm.model_copy(update={"seeds": TINY["seeds"] + 1}), cache, workers=1, show_progress=False)
+    assert len(again.tasks[0].arms[0].seeds) == TINY["seeds"] + 1
+
+
 def test_corrupted_cell_is_recomputed_to_the_same_numbers(tiny_run):
     config, cache, first = tiny_run
     cell = first.tasks[1].arms[0].seeds[0].cell

@@ -1,0 +1,76 @@
+"""Is the condition honoured? A judge trained on real data grades synthetic images against what was asked.
+
+The judge is the task's own downstream recipe trained on the real training split (a seed no run
+cell uses). It predicts the synthetic images, and the task's metric compares its predictions with
+the requested labels (F1) or masks (Dice): the *matched* score. The same predictions against the
+requests shuffled among the images give the *shuffled* score: what images that ignored their
+condition would get at the same image quality. The judge's score on the real test split is the
+ceiling. A generator honours its conditions when matched is clearly above shuffled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .cache import Cache
+from .cells import synthetic_set
+from .plan import plan_task
+from .samples import SampleSet, Splits
+from .schemas import RunConfig
+
+JUDGE_SEED = 9_001
+"""Far from the run's seeds (0..n), so the judge is never one of the models being compared."""
+
+
+class AgreementResult(BaseModel):
+    task: str
+    generator: str
+    revision: str
+    metric: str
+    n_images: int
+    synthetic_seed: int
+    judge_seed: int
+    matched: float = Field(description="Judge's score on the synthetic images against the requested conditions.")
+    shuffled: float = Field(description="The same against the requests shuffled among the images (chance level).")
+    real_test: float = Field(description="Judge's score on the real test split (the ceiling).")
+    matched_per_label: dict[str, float]
+    shuffled_per_label: dict[str, float]
+
+
+def shuffled_requests(synthetic: SampleSet, seed: int) -> SampleSet:
+    """The same images with their requested labels and masks permuted among them."""
+    order = np.random.default_rng([seed, 77]).permutation(len(synthetic))
+    return replace(synthetic, labels=synthetic.labels[order],
+                   masks=None if synthetic.masks is None else synthetic.masks[order])
+
+
+def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synthetic_seed: int = 0,
+                      config: RunConfig | None = None, device: str = "cpu") -> AgreementResult:
+    """Grade the cached (or newly made) synthetic set of `synthetic_seed` at the task's first default ratio."""
+    config = config or RunConfig(tasks=[task_name], generators=[generator], device=device)
+    plan = plan_task(task_name, config)
+    arm = next(a for a in plan.arms if a.generator == generator)
+    cell = next(c for c in arm.cells if c.seed == synthetic_seed)
+    cache = Cache(cache_root)
+    synthetic = synthetic_set(cell, cache, plan.splits)
+    task, real = plan.task, plan.splits
+    graded = Splits(real.train, real.val, SampleSet.concat([real.test, synthetic]))
+    predictions = task.train_and_predict(real.train, graded, seed=JUDGE_SEED, device=device)
+    n_real = len(real.test)
+
+    def score(test: SampleSet, rows: slice) -> tuple[float, dict[str, float]]:
+        part = {k: (v[rows] if k.startswith("test") else v) for k, v in predictions.items()}
+        metric, per_label = task.case_metric(part, Splits(real.train, real.val, test))
+        return metric.value(), per_label
+
+    real_test, _ = score(real.test, slice(0, n_real))
+    matched, matched_per_label = score(synthetic, slice(n_real, None))
+    shuffled, shuffled_per_label = score(shuffled_requests(synthetic, synthetic_seed), slice(n_real, None))
+    return AgreementResult(task=task_name, generator=generator, revision=arm.revision, metric=task.meta.metric,
+                           n_images=len(synthetic), synthetic_seed=synthetic_seed, judge_seed=JUDGE_SEED,
+                           matched=matched, shuffled=shuffled, real_test=real_test,
+                           matched_per_label=matched_per_label, shuffled_per_label=shuffled_per_label)

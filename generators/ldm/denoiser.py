@@ -1,0 +1,56 @@
+"""The latent denoiser (diffusers' UNet2DConditionModel) and its noise-prediction training.
+
+The condition encoder trains with the denoiser; an exponential moving average of both is what gets
+saved and sampled (the raw weights of a small model trained for minutes give noise-like blobs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
+from diffusers.training_utils import EMAModel
+
+from cxrbench.conditions import Condition
+
+from .config import DenoiserConfig
+from .model import MASK_CHANNELS, LatentDiffusion, noise_schedule
+from .training import Trainer
+
+
+def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_size: int, uses_mask: bool) -> UNet2DConditionModel:
+    levels = len(config.block_out_channels)
+    return UNet2DConditionModel(
+        sample_size=latent_size, in_channels=latent_channels + (MASK_CHANNELS if uses_mask else 0),
+        out_channels=latent_channels, block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block, cross_attention_dim=config.context_dim,
+        attention_head_dim=config.attention_head_dim, norm_num_groups=min(32, config.block_out_channels[0]),
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
+    )
+
+
+def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: list[Condition], trainer: Trainer) -> None:
+    """Noise prediction on the (fixed) training latents; conditions dropped at random for guidance."""
+    config = model.config.denoiser
+    schedule = noise_schedule()
+    parts = torch.nn.ModuleList([model.denoiser, model.encoder])
+    ema = EMAModel(parts.parameters(), decay=config.ema_decay, use_ema_warmup=True)
+    optimiser = torch.optim.AdamW(parts.parameters(), lr=config.learning_rate, weight_decay=1e-2)
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / 100))
+    rows = torch.arange(len(latents))
+    latent_size = latents.shape[-1]
+
+    def loss_of(clean: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        batch = [conditions[i] for i in index.tolist()]
+        drop = torch.rand(len(batch), generator=trainer.generator, device=trainer.device) < config.condition_dropout
+        inputs = model.condition_inputs(batch, latent_size, drop=drop)
+        noise = torch.randn(clean.shape, generator=trainer.generator, device=trainer.device)
+        t = torch.randint(0, schedule.config.num_train_timesteps, (len(batch),), generator=trainer.generator,
+                          device=trainer.device)
+        noisy = schedule.add_noise(clean, noise, t)
+        return F.mse_loss(model.predict_noise(noisy, t, model.encode(inputs)).float(), noise)
+
+    trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows), config.steps, config.batch_size, loss_of,
+                 after_step=lambda: ema.step(parts.parameters()))
+    ema.copy_to(parts.parameters())

@@ -1,0 +1,120 @@
+"""The reference generators `ldm_text` and `ldm_mask`: a latent diffusion model fitted on the task's training split.
+
+Fitting trains the autoencoder, then the denoiser with its condition encoder, on the training split
+only; the runner caches the fitted bundle under a key of (task data, config), so it is trained once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from cxrbench.conditions import Condition, LabelCondition, MaskCondition
+from cxrbench.errors import GeneratorError
+from cxrbench.generator import Generator
+from cxrbench.samples import SampleSet
+from cxrbench.schemas import GeneratorMeta, TaskMeta
+
+from .config import LDMConfig, resolve_config
+
+log = logging.getLogger(__name__)
+
+
+class LatentDiffusionGenerator(Generator):
+    trainable = True
+    uses_mask: ClassVar[bool]
+
+    def __init__(self, task: TaskMeta, **config: Any) -> None:
+        super().__init__(task, **config)
+        self.settings: LDMConfig = resolve_config(self.config, task.resolution)
+        levels = len(self.settings.autoencoder.block_out_channels)
+        if task.resolution % 2 ** (levels - 1):
+            raise GeneratorError(f"resolution {task.resolution} is not divisible by the autoencoder's "
+                                 f"downsampling {2 ** (levels - 1)} (preset {self.settings.preset})")
+        self.model = None
+
+    def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
+        if self.uses_mask and train.masks is None:
+            raise GeneratorError(f"{self.meta.name} learns from masks, but task {self.task.name} has none")
+        with torch.random.fork_rng(devices=[]):  # seeds parameter initialisation, leaves the caller's RNG alone
+            torch.manual_seed(seed)
+            self._fit(train, seed)
+
+    def _fit(self, train: SampleSet, seed: int) -> None:
+        from .autoencoder import train_autoencoder
+        from .context import ConditionEncoder, build_tokenizer, prompt_of
+        from .denoiser import build_denoiser, train_denoiser
+        from .model import LatentDiffusion
+        from .training import Trainer
+
+        trainer = Trainer(self.device, seed, self.settings.mixed_precision)
+        images = torch.from_numpy(train.images[:, None] * 2 - 1)
+        log.info("%s: training the autoencoder on %d images", self.meta.name, len(images))
+        autoencoder = train_autoencoder(images, self.settings.autoencoder, trainer)
+        with torch.no_grad():
+            latents = torch.cat([autoencoder.encode(chunk.to(self.device)).latent_dist.mode()
+                                 for chunk in images.split(64)]) * autoencoder.config.scaling_factor
+        conditions = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
+        denoiser_config = self.settings.denoiser
+        tokenizer = build_tokenizer(prompt_of(c) for c in conditions)
+        encoder = ConditionEncoder(len(self.task.labels), tokenizer.get_vocab_size(), denoiser_config.context_dim,
+                                   denoiser_config.prompt_tokens, denoiser_config.text_layers)
+        denoiser = build_denoiser(denoiser_config, self.settings.autoencoder.latent_channels, latents.shape[-1],
+                                  self.uses_mask)
+        self.model = LatentDiffusion(self.settings, list(self.task.labels), self.uses_mask, autoencoder, denoiser,
+                                     encoder, tokenizer).to(self.device)
+        log.info("%s: training the denoiser on %d latents of %s", self.meta.name, len(latents), tuple(latents.shape[1:]))
+        train_denoiser(self.model, latents, conditions, trainer)
+
+    def save(self, directory: Path) -> None:
+        self._fitted().save(directory)
+
+    def load(self, directory: Path) -> None:
+        from .model import LatentDiffusion
+
+        self.model = LatentDiffusion.load(directory).to(self.device)
+
+    def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        from .sampler import sample
+        from .training import Trainer
+
+        autocast = Trainer(self.device, seed, self.settings.mixed_precision).autocast
+        return sample(self._fitted(), conditions, seed=seed, batch_size=batch_size, resolution=self.task.resolution,
+                      autocast=autocast)
+
+    def _fitted(self):
+        if self.model is None:
+            raise GeneratorError(f"{self.meta.name} must be fitted or loaded before it can generate or save")
+        return self.model
+
+
+def training_conditions(train: SampleSet, labels: list[str], *, with_masks: bool) -> list[Condition]:
+    """Each training image's own condition: its labels, and its mask for a mask-conditioned model."""
+    conditions: list[Condition] = []
+    for i in range(len(train)):
+        values = {name: int(v) for name, v in zip(labels, train.labels[i])}
+        if with_masks:
+            conditions.append(MaskCondition(labels=values, mask=train.masks[i], source_id=str(train.sample_ids[i])))
+        else:
+            conditions.append(LabelCondition(labels=values))
+    return conditions
+
+
+class TextConditionedLDM(LatentDiffusionGenerator):
+    uses_mask = False
+    meta = GeneratorMeta(
+        name="ldm_text", version="1", role="generator", conditioning=["label", "text"],
+        description="Reference latent diffusion model (diffusers AutoencoderKL + UNet2DConditionModel) conditioned "
+                    "on label tokens and a templated prompt, with classifier-free guidance.")
+
+
+class MaskConditionedLDM(LatentDiffusionGenerator):
+    uses_mask = True
+    meta = GeneratorMeta(
+        name="ldm_mask", version="1", role="generator", conditioning=["mask"],
+        description="Reference latent diffusion model conditioned on a segmentation mask (concatenated to the "
+                    "latent input) and its labels, with classifier-free guidance.")
