@@ -41,6 +41,14 @@ class Generator(ABC):
     def load(self, directory: Path) -> None:
         """Restore a fitted state written by `save`."""
 
+    def fit_identity(self) -> dict[str, Any]:
+        """What decides the fitted state (the fit cache key): by default the name, version and config.
+
+        A generator whose config also holds sampling settings narrows this, so that changing how it
+        samples reuses the fit instead of training again.
+        """
+        return {"generator": self.meta.name, "version": self.meta.version, "config": self.config}
+
     def revision(self) -> str:
         """Hash of what decides the output: name, version, config and, once fitted, the fitted state."""
         inputs = {"name": self.meta.name, "version": self.meta.version, "config": json.dumps(self.config, sort_keys=True),

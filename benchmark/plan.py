@@ -74,8 +74,7 @@ def data_key(task: Task, splits: Splits, root: Path | None) -> str:
 
 
 def fit_key(generator: Generator, data: str) -> str:
-    return content_key(*FIT_STAGE, {"generator": generator.meta.name, "version": generator.meta.version,
-                                    "config": generator.config, "data": data, "seed": FIT_SEED})
+    return content_key(*FIT_STAGE, {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
 
 
 def incompatibility(generator: GeneratorMeta, task: TaskMeta) -> str | None:

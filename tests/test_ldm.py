@@ -118,3 +118,14 @@ def test_the_revision_follows_the_config():
     tiny = generator_class("ldm_text")(meta, preset="tiny")
     assert tiny.revision() == generator_class("ldm_text")(meta, preset="tiny").revision()
     assert tiny.revision() != generator_class("ldm_text")(meta, preset="tiny", sampler={"steps": 4}).revision()
+
+
+def test_sampler_settings_reuse_the_fit_but_model_settings_do_not():
+    from cxrbench.plan import fit_key
+
+    meta = get_task("phantom_cls").meta
+    base = generator_class("ldm_text")(meta, preset="tiny")
+    resampled = generator_class("ldm_text")(meta, preset="tiny", sampler={"guidance_scale": 4.0})
+    retrained = generator_class("ldm_text")(meta, preset="tiny", denoiser={"steps": 5})
+    assert fit_key(base, "data") == fit_key(resampled, "data") != fit_key(retrained, "data")
+    assert base.revision() != resampled.revision()

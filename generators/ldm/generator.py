@@ -24,6 +24,10 @@ from .config import LDMConfig, resolve_config
 log = logging.getLogger(__name__)
 
 
+FIT_VERSION = "1"
+"""Bumped when the fitting code changes; `meta.version` is bumped when sampling changes."""
+
+
 class LatentDiffusionGenerator(Generator):
     trainable = True
     uses_mask: ClassVar[bool]
@@ -36,6 +40,11 @@ class LatentDiffusionGenerator(Generator):
             raise GeneratorError(f"resolution {task.resolution} is not divisible by the autoencoder's "
                                  f"downsampling {2 ** (levels - 1)} (preset {self.settings.preset})")
         self.model = None
+
+    def fit_identity(self) -> dict[str, Any]:
+        """The resolved model and training settings; the sampler's settings do not change what is fitted."""
+        settings = self.settings.model_dump(mode="json", exclude={"sampler"})
+        return {"generator": self.meta.name, "fit_version": FIT_VERSION, "settings": settings}
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
         if self.uses_mask and train.masks is None:
@@ -107,7 +116,7 @@ def training_conditions(train: SampleSet, labels: list[str], *, with_masks: bool
 class TextConditionedLDM(LatentDiffusionGenerator):
     uses_mask = False
     meta = GeneratorMeta(
-        name="ldm_text", version="1", role="generator", conditioning=["label", "text"],
+        name="ldm_text", version="2", role="generator", conditioning=["label", "text"],
         description="Reference latent diffusion model (diffusers AutoencoderKL + UNet2DConditionModel) conditioned "
                     "on label tokens and a templated prompt, with classifier-free guidance.")
 
@@ -115,6 +124,6 @@ class TextConditionedLDM(LatentDiffusionGenerator):
 class MaskConditionedLDM(LatentDiffusionGenerator):
     uses_mask = True
     meta = GeneratorMeta(
-        name="ldm_mask", version="1", role="generator", conditioning=["mask"],
+        name="ldm_mask", version="2", role="generator", conditioning=["mask"],
         description="Reference latent diffusion model conditioned on a segmentation mask (concatenated to the "
                     "latent input) and its labels, with classifier-free guidance.")

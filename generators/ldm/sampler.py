@@ -19,13 +19,15 @@ from .model import LatentDiffusion, noise_schedule
 
 
 def sampling_schedule() -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ (2nd order) with dynamic thresholding of the predicted clean latents.
+    """DPM-Solver++ (2nd order multistep), without dynamic thresholding.
 
-    Chosen by measurement on the small models (see the generator docs): without thresholding, few-step
-    samples of a briefly trained model drift into blobs.
+    Chosen by measurement on the `cpu` preset fitted to phantom_seg (16 samples, 20 steps, guidance 2):
+    pixel std 0.216 against the real images' 0.237 without thresholding; thresholding the predicted
+    clean latents at 1 or 3 (Imagen-style, which divides by the threshold) washed them out to a
+    std of 0.155 and 0.091, because these latents have unit variance, not a [-1, 1] range.
     """
     return DPMSolverMultistepScheduler.from_config(noise_schedule().config, algorithm_type="dpmsolver++",
-                                                   solver_order=2, thresholding=True, sample_max_value=3.0)
+                                                   solver_order=2)
 
 
 def initial_noise(shape: tuple[int, ...], seed: int, first_index: int, n: int) -> torch.Tensor:
