@@ -52,10 +52,10 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
                       config: RunConfig | None = None, device: str = "cpu") -> AgreementResult:
     """Grade the cached (or newly made) synthetic set of `synthetic_seed` at the task's first default ratio."""
     config = config or RunConfig(tasks=[task_name], generators=[generator], device=device)
-    plan = plan_task(task_name, config)
+    cache = Cache(cache_root)
+    plan = plan_task(task_name, config, cache.root)
     arm = next(a for a in plan.arms if a.generator == generator)
     cell = next(c for c in arm.cells if c.seed == synthetic_seed)
-    cache = Cache(cache_root)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits
     graded = Splits(real.train, real.val, SampleSet.concat([real.test, synthetic]))

@@ -26,9 +26,10 @@ PREDICTIONS = "predictions.npz"
 
 
 @lru_cache(maxsize=4)
-def load_splits(task: str, data_root: str | None, train_size: int | None) -> Splits:
+def load_splits(task: str, data_root: str | None, train_size: int | None, cache_root: str | None = None) -> Splits:
     """Task data, loaded once per process (loading is pure, so memoising is safe)."""
-    return get_task(task).load(None if data_root is None else Path(data_root), train_size=train_size)
+    return get_task(task).load(None if data_root is None else Path(data_root), train_size=train_size,
+                               cache_dir=None if cache_root is None else Path(cache_root))
 
 
 def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
@@ -69,7 +70,7 @@ def run_cell(cell: Cell, cache_root: str) -> str:
     stage = DOWNSTREAM_STAGE[0]
     if cache.is_complete(stage, cell.key):
         return cell.key
-    splits = load_splits(cell.task, cell.data_root, cell.train_size)
+    splits = load_splits(cell.task, cell.data_root, cell.train_size, cache_root)
     train = splits.train
     if cell.generator is not None:
         train = SampleSet.concat([train, synthetic_set(cell, cache, splits)])

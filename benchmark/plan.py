@@ -87,9 +87,9 @@ def incompatibility(generator: GeneratorMeta, task: TaskMeta) -> str | None:
     return None
 
 
-def plan_task(name: str, config: RunConfig) -> TaskPlan:
+def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> TaskPlan:
     task = get_task(name)
-    splits = task.load(config.data_root, train_size=config.train_size)
+    splits = task.load(config.data_root, train_size=config.train_size, cache_dir=cache_dir)
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios

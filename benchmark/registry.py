@@ -19,6 +19,8 @@ ENTRY_POINT_GROUP = "cxrbench.generators"
 TASKS: dict[str, str] = {
     "phantom_cls": "cxrbench.tasks.embedded.tasks:PhantomClassification",
     "phantom_seg": "cxrbench.tasks.embedded.tasks:PhantomSegmentation",
+    "pneumonia_cls": "cxrbench.tasks.real.open_suite:PneumoniaKermany",
+    "covid_lung_seg": "cxrbench.tasks.real.open_suite:CovidLungSegmentation",
 }
 
 GENERATORS: dict[str, str] = {

@@ -46,7 +46,7 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | No
     started = time.perf_counter()
     config = checked_config(config)
     cache = Cache(cache_root)
-    plans = [plan_task(name, config) for name in config.tasks]
+    plans = [plan_task(name, config, cache.root) for name in config.tasks]
     _fit_trainable_generators(plans, cache)
     missing = [cell for plan in plans for cell in plan.cells() if not cache.is_complete("downstream", cell.key)]
     log.info("%d of %d cells to compute", len(missing), sum(len(p.cells()) for p in plans))

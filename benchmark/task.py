@@ -21,8 +21,10 @@ class Task(ABC):
     meta: ClassVar[TaskMeta]
 
     @abstractmethod
-    def load(self, root: Path | None, *, train_size: int | None = None) -> Splits:
-        """The standard patient-level split; `train_size` keeps that many real training images (fixed subset)."""
+    def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
+        """The standard patient-level split; `train_size` keeps that many real training images (fixed subset).
+
+        `cache_dir` is the run's cache, where real-data tasks keep their decoded, resized pixels."""
 
     @abstractmethod
     def fingerprint(self, root: Path | None) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class _PhantomTask:
                                    studies_per_patient=self.studies_per_patient, config=self.phantom,
                                    seed=self.population_seed)
 
-    def load(self, root: Path | None, *, train_size: int | None = None) -> Splits:
+    def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
         population = self._population
         everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
                                population.patient_ids, population.study_ids)

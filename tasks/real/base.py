@@ -1,0 +1,110 @@
+"""What every real-data task shares: finding its folder, the patient-level split, pixels through the cache.
+
+A loader only turns a dataset's published metadata into `Study` rows (`studies`); splitting by the
+versioned patient hash, the fixed training subset, preprocessing and caching live here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cxrbench.errors import DataError
+from cxrbench.samples import SampleSet, Splits
+from cxrbench.schemas import TaskMeta
+
+from ..splits import fixed_train_subset, split_indices
+from .pixels import PIXELS_STAGE, load_pixels
+from .studies import Study, file_identity
+
+log = logging.getLogger(__name__)
+
+DATA_ROOT_ENV = "CXRBENCH_DATA_ROOT"
+
+
+def data_root(root: Path | None) -> Path | None:
+    """The root given on the command line, else the environment variable, else None."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ROOT_ENV)
+    return Path(env).expanduser() if env else None
+
+
+class RealTask:
+    """Mixin for tasks read from a user's copy of a dataset under `<data root>/<folder>`."""
+
+    meta: ClassVar[TaskMeta]
+    folder: ClassVar[str]
+    """The dataset's folder name under the data root."""
+    layout: ClassVar[str]
+    """What the folder must contain, for the error a missing copy gets."""
+
+    @abstractmethod
+    def studies(self, folder: Path) -> list[Study]:
+        """Every image of the copy at `folder`, parsed from its published metadata."""
+
+    def settings(self) -> dict[str, Any]:
+        """Task parameters that change the data (e.g. a label policy); part of the fingerprint."""
+        return {}
+
+    def dataset_dir(self, root: Path | None) -> Path:
+        base = data_root(root)
+        if base is None:
+            raise DataError(f"task {self.meta.name} reads real data: pass --data-root DIR (or set {DATA_ROOT_ENV}) "
+                            f"with the dataset in DIR/{self.folder}/ ({self.layout}). {self.meta.data_source}")
+        folder = base / self.folder
+        if not folder.is_dir():
+            raise DataError(f"task {self.meta.name}: no folder {folder}; put the dataset there "
+                            f"({self.layout}). {self.meta.data_source}")
+        return folder
+
+    def _all_studies(self, root: Path | None) -> list[Study]:
+        folder = self.dataset_dir(root)
+        memo = self.__dict__.setdefault("_studies_memo", {})
+        if folder not in memo:
+            studies = self.studies(folder)
+            if not studies:
+                raise DataError(f"task {self.meta.name}: found no images in {folder} ({self.layout})")
+            _check_one_patient_per_image(studies)
+            memo[folder] = studies
+        return memo[folder]
+
+    def fingerprint(self, root: Path | None) -> dict[str, Any]:
+        files = "\n".join(file_identity(s) for s in self._all_studies(root))
+        return {"task": self.meta.name, "version": self.meta.version, "resolution": self.meta.resolution,
+                "settings": self.settings(), "pixels": PIXELS_STAGE,
+                "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
+
+    def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
+        studies = self._all_studies(root)
+        rows = split_indices([s.patient_id for s in studies])
+        train_rows = rows["train"]
+        patients = np.array([studies[r].patient_id for r in train_rows])
+        train_rows = train_rows[fixed_train_subset(patients, train_size or self.meta.default_train_size)]
+        parts = {name: self._sample_set([studies[r] for r in index], cache_dir)
+                 for name, index in (("train", train_rows), ("val", rows["val"]), ("test", rows["test"]))}
+        log.info("%s: %d train / %d val / %d test images", self.meta.name, *(len(p) for p in parts.values()))
+        return Splits(**parts)
+
+    def _sample_set(self, studies: list[Study], cache_dir: Path | None) -> SampleSet:
+        with_masks = self.meta.kind == "segmentation"
+        images, masks = load_pixels(studies, self.meta.resolution, with_masks=with_masks, cache_dir=cache_dir)
+        labels = np.array([s.labels for s in studies], dtype=np.int8).reshape(len(studies), len(self.meta.labels))
+        return SampleSet(images, labels, masks, np.array([s.patient_id for s in studies]),
+                         np.array([s.sample_id for s in studies]))
+
+
+def _check_one_patient_per_image(studies: list[Study]) -> None:
+    """An image listed twice (under one or two patients) would be counted twice or straddle two splits."""
+    seen: dict[str, Study] = {}
+    for study in studies:
+        first = seen.setdefault(study.sample_id, study)
+        if first is not study:
+            raise DataError(f"{study.where}: image {study.sample_id} is listed twice "
+                            f"(first at {first.where}, patients {first.patient_id} and {study.patient_id})")

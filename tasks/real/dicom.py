@@ -1,0 +1,50 @@
+"""DICOM pixels as a radiologist's display would show them: stored bits, VOI LUT/window, MONOCHROME1 inverted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cxrbench.errors import DataError
+
+
+def read_dicom(path: Path, where: str) -> np.ndarray:
+    """(H, W) float32 in [0, 1], bright = dense (bone), whatever the photometric interpretation."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_voi_lut
+
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = dataset.pixel_array
+    except (InvalidDicomError, OSError, AttributeError, ValueError, KeyError, EOFError) as error:
+        raise DataError(f"{where}: cannot read DICOM {path}: {error}") from None
+    if pixels.ndim != 2:
+        raise DataError(f"{where}: DICOM {path} holds pixel data of shape {pixels.shape}, expected one 2-D image")
+    bits = int(getattr(dataset, "BitsStored", 0) or pixels.dtype.itemsize * 8)
+    if np.issubdtype(pixels.dtype, np.unsignedinteger):
+        pixels = pixels & np.asarray((1 << bits) - 1, dtype=pixels.dtype)  # bits above BitsStored carry no image
+    values = np.asarray(apply_voi_lut(pixels, dataset), dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        raise DataError(f"{where}: DICOM {path} is blank (every pixel {low})")
+    unit = (values - low) / (high - low)
+    if str(getattr(dataset, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        unit = 1.0 - unit
+    return unit
+
+
+def read_patient_id(path: Path, where: str) -> str:
+    """Only the PatientID tag (no pixels): cheap enough to scan a whole folder with."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+        raise DataError(f"{where}: cannot read DICOM header of {path}: {error}") from None
+    patient = str(getattr(dataset, "PatientID", "") or "")
+    if not patient:
+        raise DataError(f"{where}: DICOM {path} has no PatientID, which the patient-level split needs")
+    return patient

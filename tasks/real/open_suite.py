@@ -1,0 +1,112 @@
+"""The open suite: openly licensed real chest X-rays anyone can download.
+
+`pneumonia_cls` (Kermany et al. 2018, CC BY 4.0): every image under the root, wherever the copy
+put it (the published train/ and test/ folders alike), split by the patient in its file name.
+`covid_lung_seg` (Cohen et al. COVID-19 collection + v7labs lung masks): lung segmentation.
+
+Both at 64 px with the embedded suite's CPU recipes: the downstream model trains for a fixed number
+of steps in every cell, and 64 px keeps a 5-seed run of both tasks within half an hour on 2 cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from cxrbench.errors import DataError
+from cxrbench.schemas import TaskMeta
+
+from ..classification import ClassificationTask
+from ..downstream.training import Schedule
+from ..segmentation import SegmentationTask
+from ..splits import SPLIT_RULE
+from .base import RealTask
+from .studies import MaskFile, Study
+from .tables import line, read_table
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+KERMANY_CLASSES = {"NORMAL": 0, "PNEUMONIA": 1}
+_KERMANY_NAME = re.compile(r"^(?P<patient>person\d+)_(?P<subtype>bacteria|virus)(_\d+)+$|^(?P<normal>(NORMAL2-)?IM-\d+)(-\d+)+$")
+
+
+def kermany_patient(path: Path) -> tuple[str, str]:
+    """(patient id, subtype) from a Kermany file name: person12_virus_3 -> (person12, virus); IM-0115-0001 -> (IM-0115, normal)."""
+    match = _KERMANY_NAME.match(path.stem)
+    if match is None:
+        raise DataError(f"{path}: file name does not carry a Kermany patient id "
+                        "(expected personN_bacteria_M, personN_virus_M, IM-XXXX-YYYY[-ZZZZ] or NORMAL2-IM-XXXX-YYYY)")
+    if match["patient"]:
+        return match["patient"], match["subtype"]
+    return match["normal"], "normal"
+
+
+class PneumoniaKermany(RealTask, ClassificationTask):
+    meta = TaskMeta(
+        name="pneumonia_cls", version="1", suite="open", kind="classification", labels=["pneumonia"],
+        metric="macro_f1", resolution=64,
+        description="Paediatric pneumonia vs normal (Kermany 2018), 64x64; F1 of the pneumonia label.",
+        data_source="Kermany et al., Cell 2018, CC BY 4.0: https://data.mendeley.com/datasets/rscbjbr9sj "
+                    "(`cxrbench data fetch pneumonia-kermany`).",
+        split_rule=SPLIT_RULE + "; patient = personN / IM-XXXX / NORMAL2-IM-XXXX from the file name",
+        default_train_size=1000, default_ratios=[1.0], default_seeds=5,
+    )
+    folder = "pneumonia-kermany"
+    layout = "any folder tree with NORMAL/ and PNEUMONIA/ folders of JPEGs, e.g. train/NORMAL/IM-0115-0001.jpeg"
+    model = "small_cnn"
+    schedule = Schedule(steps=400, batch_size=32, learning_rate=2e-3, weight_decay=1e-4)
+
+    def studies(self, folder: Path) -> list[Study]:
+        studies, skipped = [], []
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file():
+                continue
+            relative = path.relative_to(folder)
+            label = next((KERMANY_CLASSES[p.upper()] for p in reversed(relative.parts[:-1])
+                          if p.upper() in KERMANY_CLASSES), None)
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or "__MACOSX" in relative.parts:
+                skipped.append(str(relative))
+                continue
+            if label is None:
+                raise DataError(f"{path}: image is not inside a NORMAL/ or PNEUMONIA/ folder, so it has no label")
+            patient, subtype = kermany_patient(path)
+            if (subtype == "normal") != (label == 0):
+                raise DataError(f"{path}: a {subtype} file name inside a {relative.parts[-2]}/ folder")
+            studies.append(Study(path, patient, path.stem, (label,), where=str(path)))
+        if skipped:
+            log.warning("pneumonia_cls: skipped %d non-image file(s) under %s: %s", len(skipped), folder,
+                        ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+        return studies
+
+
+class CovidLungSegmentation(RealTask, SegmentationTask):
+    meta = TaskMeta(
+        name="covid_lung_seg", version="1", suite="open", kind="segmentation", labels=["lung"], metric="dice",
+        resolution=64,
+        description="Lung segmentation on frontal COVID-19 X-rays with v7labs masks, 64x64; Dice per image.",
+        data_source="Cohen et al. COVID-19 image data collection (https://github.com/ieee8023/covid-chestxray-dataset) "
+                    "with the v7labs lung masks (CC BY 4.0, also in torchxrayvision's data/) "
+                    "(`cxrbench data fetch covid-lungs`).",
+        split_rule=SPLIT_RULE + "; patient = metadata.csv `patientid`",
+        default_train_size=None, default_ratios=[1.0], default_seeds=5,
+    )
+    folder = "covid-lungs"
+    layout = "metadata.csv with columns image, mask, patientid; images/ and masks/ (masks the size of their images)"
+    channels = (8, 16, 32, 64)
+    schedule = Schedule(steps=600, batch_size=8, learning_rate=3e-3, weight_decay=1e-4)
+
+    def studies(self, folder: Path) -> list[Study]:
+        csv = folder / "metadata.csv"
+        table = read_table(csv, ["image", "mask", "patientid"], what="COVID lungs metadata")
+        studies = []
+        for index, row in enumerate(table.itertuples(index=False)):
+            where = line(csv, index)
+            for column in ("image", "mask", "patientid"):
+                if not str(getattr(row, column)).strip():
+                    raise DataError(f"{where}: column {column!r} is blank")
+            image = folder / row.image
+            studies.append(Study(image, str(row.patientid).strip(), Path(row.image).stem, (1,), where=where,
+                                 mask=MaskFile(folder / row.mask, where)))
+        return studies
