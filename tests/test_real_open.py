@@ -1,0 +1,184 @@
+"""Open-suite loaders on the real copies in ../shared/data, and on broken copies of them."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrbench.errors import DataError
+from cxrbench.registry import get_task, suite_tasks
+from cxrbench.samples import Splits
+from cxrbench.tasks.real.open_suite import kermany_patient
+from cxrbench.tasks.splits import split_of
+
+from .real_data import covid_subset, kermany_subset, replace_with_copy, shared_dataset
+
+
+def test_open_suite_is_registered():
+    assert suite_tasks("open") == ["covid_lung_seg", "pneumonia_cls"]
+
+
+@pytest.mark.parametrize("name, patient, subtype", [
+    ("person1000_bacteria_2931", "person1000", "bacteria"),
+    ("person447_virus_921_1", "person447", "virus"),
+    ("IM-0115-0001", "IM-0115", "normal"),
+    ("IM-0429-0001-0002", "IM-0429", "normal"),
+    ("NORMAL2-IM-1427-0001", "NORMAL2-IM-1427", "normal"),
+])
+def test_kermany_patient_id_comes_from_the_file_name(name, patient, subtype, tmp_path):
+    assert kermany_patient(tmp_path / f"{name}.jpeg") == (patient, subtype)
+
+
+def test_every_kermany_image_is_found_and_patients_stay_in_one_split():
+    folder = shared_dataset("pneumonia-kermany")
+    task = get_task("pneumonia_cls")
+    studies = task.studies(folder)
+    assert len(studies) == 1341 + 3875  # the copy's README
+    assert sum(s.labels[0] for s in studies) == 3875
+    patients: dict[str, set[str]] = {}
+    for study in studies:
+        patients.setdefault(study.patient_id, set()).add(split_of(study.patient_id))
+    assert len(patients) < len(studies)  # several images per patient: splitting by image would leak
+    assert all(len(splits) == 1 for splits in patients.values())
+
+
+def test_pneumonia_loads_real_pixels_and_reads_them_back_from_the_cache(tmp_path):
+    kermany_subset(tmp_path / "data", per_class=30)
+    task = get_task("pneumonia_cls")
+    splits = task.load(tmp_path / "data", cache_dir=tmp_path / "cache")
+    everything = [splits.train, splits.val, splits.test]
+    assert sum(len(s) for s in everything) == 60
+    for part in everything:
+        assert part.images.shape[1:] == (64, 64) and part.images.dtype == np.float32
+        assert 0 <= part.images.min() and part.images.max() <= 1 and part.images.std() > 0.1
+    assert {0, 1} <= set(np.concatenate([s.labels[:, 0] for s in everything]).tolist())
+    again = get_task("pneumonia_cls").load(tmp_path / "data", cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(again.test.images, splits.test.images)
+    assert any((tmp_path / "cache" / "pixels").rglob("images.npy"))
+
+
+def test_covid_lungs_give_binary_masks_the_size_of_the_images(tmp_path):
+    folder = covid_subset(tmp_path, rows=24)
+    splits = get_task("covid_lung_seg").load(tmp_path)
+    for part in (splits.train, splits.val, splits.test):
+        assert part.masks is not None and part.masks.dtype == bool and part.masks.shape == part.images.shape
+    masks = np.concatenate([splits.train.masks, splits.val.masks, splits.test.masks])
+    assert len(masks) == 24
+    assert 0.15 < masks.mean() < 0.6  # lungs fill a large part of a frontal film
+    formats = {p.suffix for p in (folder / "images").iterdir()}
+    assert formats == {".jpg", ".png"}
+
+
+def test_covid_patients_follow_the_metadata_column():
+    table = pd.read_csv(shared_dataset("covid-lungs") / "metadata.csv", dtype=str)
+    studies = get_task("covid_lung_seg").studies(shared_dataset("covid-lungs"))
+    assert [s.patient_id for s in studies] == table["patientid"].tolist()
+
+
+def test_missing_data_root_says_where_to_put_the_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXRBENCH_DATA_ROOT", raising=False)
+    with pytest.raises(DataError, match="--data-root"):
+        get_task("pneumonia_cls").load(None)
+    with pytest.raises(DataError, match=f"no folder {tmp_path / 'covid-lungs'}"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_data_root_comes_from_the_environment(tmp_path, monkeypatch):
+    covid_subset(tmp_path, rows=6)
+    monkeypatch.setenv("CXRBENCH_DATA_ROOT", str(tmp_path))
+    assert get_task("covid_lung_seg").studies(tmp_path / "covid-lungs")
+    assert get_task("covid_lung_seg").fingerprint(None)["files_sha256"]
+
+
+def _broken_covid(tmp_path, edit):
+    folder = covid_subset(tmp_path, rows=6)
+    table = pd.read_csv(folder / "metadata.csv", dtype=str, keep_default_na=False)
+    edited = edit(folder, table)
+    table = table if edited is None else edited
+    table.to_csv(folder / "metadata.csv", index=False)
+    return folder
+
+
+def test_missing_image_names_the_file_and_line(tmp_path):
+    def drop_third_image(folder, table):
+        (folder / table.loc[2, "image"]).unlink()
+
+    _broken_covid(tmp_path, drop_third_image)
+    with pytest.raises(DataError, match=r"metadata.csv line 4: image file .* does not exist"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_truncated_image_names_the_file_and_line(tmp_path):
+    def truncate_second_image(folder, table):
+        path = folder / table.loc[1, "image"]
+        replace_with_copy(path)
+        path.write_bytes(path.read_bytes()[:200])
+
+    _broken_covid(tmp_path, truncate_second_image)
+    with pytest.raises(DataError, match=r"metadata.csv line 3: cannot read image .*images/"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_missing_column_is_named(tmp_path):
+    _broken_covid(tmp_path, lambda folder, table: table.rename(columns={"patientid": "patient"}))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['patientid'\]"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_blank_patient_is_named(tmp_path):
+    _broken_covid(tmp_path, lambda folder, table: table.__setitem__("patientid", ["1", "2", "", "4", "5", "6"]))
+    with pytest.raises(DataError, match=r"line 4: column 'patientid' is blank"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_mask_of_another_size_is_named(tmp_path):
+    from PIL import Image
+
+    def shrink_first_mask(folder, table):
+        path = folder / table.loc[0, "mask"]
+        with Image.open(path) as mask:
+            small = mask.resize((mask.width // 2, mask.height // 2))
+        path.unlink()
+        small.save(path)
+
+    _broken_covid(tmp_path, shrink_first_mask)
+    with pytest.raises(DataError, match=r"line 2: mask .* pixels, its image is"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_an_image_listed_under_two_patients_is_refused(tmp_path):
+    def duplicate_row(folder, table):
+        table.loc[5, "image"] = table.loc[0, "image"]
+        table.loc[5, "mask"] = table.loc[0, "mask"]
+
+    _broken_covid(tmp_path, duplicate_row)
+    with pytest.raises(DataError, match=r"line 7: image .* is listed twice \(first at .*line 2"):
+        get_task("covid_lung_seg").load(tmp_path)
+
+
+def test_a_patient_in_two_splits_is_refused(tmp_path):
+    covid_subset(tmp_path, rows=12)
+    splits = get_task("covid_lung_seg").load(tmp_path)
+    moved = splits.test.subset([0])
+    with pytest.raises(DataError, match="in both train and test"):
+        Splits(train=type(moved).concat([splits.train, moved]), val=splits.val, test=splits.test)
+
+
+def test_kermany_file_without_patient_id_is_named(tmp_path):
+    folder = kermany_subset(tmp_path, per_class=2)
+    source = next((folder / "train" / "NORMAL").iterdir())
+    (folder / "train" / "NORMAL" / "scan.jpeg").symlink_to(source.resolve())
+    with pytest.raises(DataError, match=r"NORMAL/scan.jpeg: file name does not carry a Kermany patient id"):
+        get_task("pneumonia_cls").load(tmp_path)
+
+
+def test_kermany_skipped_files_are_reported(tmp_path, caplog):
+    folder = kermany_subset(tmp_path, per_class=2)
+    (folder / "train" / "NORMAL" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        studies = get_task("pneumonia_cls").studies(folder)
+    assert len(studies) == 4
+    assert "skipped 1 non-image file(s)" in caplog.text and "notes.txt" in caplog.text
