@@ -21,6 +21,10 @@ TASKS: dict[str, str] = {
     "phantom_seg": "cxrbench.tasks.embedded.tasks:PhantomSegmentation",
     "pneumonia_cls": "cxrbench.tasks.real.open_suite:PneumoniaKermany",
     "covid_lung_seg": "cxrbench.tasks.real.open_suite:CovidLungSegmentation",
+    "chexpert_cls": "cxrbench.tasks.real.paper_suite:ChexpertClassification",
+    "rsna_cls": "cxrbench.tasks.real.paper_suite:RsnaClassification",
+    "siim_seg": "cxrbench.tasks.real.paper_suite:SiimSegmentation",
+    "candid_seg": "cxrbench.tasks.real.paper_suite:CandidSegmentation",
 }
 
 GENERATORS: dict[str, str] = {

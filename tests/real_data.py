@@ -54,3 +54,49 @@ def replace_with_copy(path: Path) -> None:
     path.unlink()
     shutil.os.makedirs(path.parent, exist_ok=True)
     path.write_bytes(data)
+
+
+def xrv_data(name: str) -> Path:
+    """A metadata file shipped in the installed torchxrayvision package's data/ folder."""
+    import torchxrayvision
+
+    path = Path(torchxrayvision.__file__).parent / "data" / name
+    if not path.is_file():
+        pytest.skip(f"torchxrayvision does not ship {name} in this version")
+    return path
+
+
+def write_dicom(path: Path, pixels, *, patient_id: str = "P0", bits_stored: int = 12,
+                photometric: str = "MONOCHROME2", window: tuple[float, float] | None = None) -> Path:
+    """A minimal valid DICOM (explicit VR little endian, uint16 pixels) with the tags the reader uses."""
+    import numpy as np
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.PatientID = patient_id
+    dataset.Modality = "CR"
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = photometric
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, bits_stored, bits_stored - 1
+    dataset.PixelRepresentation = 0
+    if window is not None:
+        dataset.WindowCenter, dataset.WindowWidth = window
+    dataset.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def gradient(size: int, seed: int):
+    """A smooth image with some noise: resizing it is meaningful, and every image differs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    return ((0.3 + 0.5 * x * y + 0.1 * rng.random((size, size))) * 4000).astype(np.uint16)

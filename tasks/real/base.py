@@ -92,8 +92,12 @@ class RealTask:
         log.info("%s: %d train / %d val / %d test images", self.meta.name, *(len(p) for p in parts.values()))
         return Splits(**parts)
 
+    def with_masks(self) -> bool:
+        """Whether the task's samples carry masks (segmentation tasks; RSNA's boxes on request)."""
+        return self.meta.kind == "segmentation"
+
     def _sample_set(self, studies: list[Study], cache_dir: Path | None) -> SampleSet:
-        with_masks = self.meta.kind == "segmentation"
+        with_masks = self.with_masks()
         images, masks = load_pixels(studies, self.meta.resolution, with_masks=with_masks, cache_dir=cache_dir)
         labels = np.array([s.labels for s in studies], dtype=np.int8).reshape(len(studies), len(self.meta.labels))
         return SampleSet(images, labels, masks, np.array([s.patient_id for s in studies]),

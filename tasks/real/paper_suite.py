@@ -1,0 +1,203 @@
+"""The paper suite: the four datasets of Prakash et al., read from a user's registered copies.
+
+Each loader parses the dataset's published metadata as released (CheXpert's train/valid CSVs,
+RSNA's box table, SIIM's and CANDID-PTX's run-length tables); the split is the versioned patient
+hash over everything found. Recipes are sized for a GPU (224-256 px, DenseNet-121 / a wider UNet).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cxrbench.errors import DataError
+from cxrbench.schemas import TaskMeta
+
+from ..classification import ClassificationTask
+from ..downstream.training import Schedule
+from ..segmentation import SegmentationTask
+from ..splits import SPLIT_RULE
+from .base import RealTask
+from .dicom import read_patient_id
+from .rle import EMPTY
+from .studies import BoxMask, RleMask, Study
+from .tables import line, read_table
+
+log = logging.getLogger(__name__)
+
+UncertainPolicy = Literal["zeros", "ones", "ignore"]
+CHEXPERT_LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+_CHEXPERT_VALUES = {"1.0": 1, "1": 1, "0.0": 0, "0": 0, "-1.0": -1, "-1": -1, "": 0}
+_CLS_SCHEDULE = Schedule(steps=3000, batch_size=32, learning_rate=1e-3, weight_decay=1e-4)
+_SEG_SCHEDULE = Schedule(steps=4000, batch_size=16, learning_rate=1e-3, weight_decay=1e-4)
+_SEG_CHANNELS = (16, 32, 64, 128, 256)
+
+
+def _meta(name: str, kind: str, labels: list[str], resolution: int, description: str, source: str,
+          patient: str) -> TaskMeta:
+    return TaskMeta(name=name, version="1", suite="paper", kind=kind, labels=labels,
+                    metric="macro_f1" if kind == "classification" else "dice", resolution=resolution,
+                    description=description, data_source=source, split_rule=f"{SPLIT_RULE}; patient = {patient}",
+                    default_train_size=None, default_ratios=[1.0], default_seeds=5)
+
+
+class _PaperClassification(RealTask, ClassificationTask):
+    """CheXpert and RSNA: torchxrayvision's DenseNet-121 layout (random init) at 224 px."""
+
+    model = "xrv_densenet"
+    schedule = _CLS_SCHEDULE
+
+
+class ChexpertClassification(_PaperClassification):
+    meta = _meta("chexpert_cls", "classification", [n.lower().replace(" ", "_") for n in CHEXPERT_LABELS], 224,
+                 "CheXpert frontal images, 5 findings, multi-label macro F1; uncertain labels as U-Zeros by default.",
+                 "Stanford ML Group, CheXpert (registration): https://stanfordmlgroup.github.io/competitions/chexpert/",
+                 "the patientNNNNN folder in `Path`")
+    folder = "chexpert"
+    layout = "CheXpert-v1.0-small/ (or CheXpert-v1.0/) as unzipped: train.csv, valid.csv, train/, valid/"
+    def __init__(self, uncertain: UncertainPolicy = "zeros") -> None:
+        self.uncertain = uncertain
+
+    def settings(self) -> dict[str, Any]:
+        return {"uncertain": self.uncertain, "views": "Frontal"}
+
+    def studies(self, folder: Path) -> list[Study]:
+        tables = sorted(folder.glob("*/train.csv")) + sorted(folder.glob("*/valid.csv"))
+        if not tables:
+            raise DataError(f"missing CheXpert metadata: expected {folder}/CheXpert-v1.0-small/train.csv")
+        studies: list[Study] = []
+        for csv in tables:
+            studies += self.studies_in(csv, folder)
+        return studies
+
+    def studies_in(self, csv: Path, folder: Path) -> list[Study]:
+        """Frontal rows of one CheXpert CSV; image paths are relative to `folder` (the CSV's grandparent).
+
+        Vectorised with pandas: the full train.csv has 223k rows."""
+        table = read_table(csv, ["Path", "Frontal/Lateral", *CHEXPERT_LABELS], what="CheXpert labels")
+        raw = table[CHEXPERT_LABELS].apply(lambda column: column.str.strip())
+        bad = ~raw.isin(list(_CHEXPERT_VALUES))
+        if bad.to_numpy().any():
+            index, column = next((i, c) for i, c in zip(*np.nonzero(bad.to_numpy())))
+            raise DataError(f"{line(csv, int(index))}: column {CHEXPERT_LABELS[column]!r} is "
+                            f"{raw.iat[index, column]!r}; expected 1.0, 0.0, -1.0 or blank")
+        patients = table["Path"].str.extract(r"(patient\d+)", expand=False)
+        if patients.isna().any():
+            index = int(np.flatnonzero(patients.isna().to_numpy())[0])
+            raise DataError(f"{line(csv, index)}: Path {table['Path'].iat[index]!r} has no patientNNNNN folder")
+        values = np.array(raw.replace(_CHEXPERT_VALUES), dtype=np.int8)
+        frontal = (table["Frontal/Lateral"] == "Frontal").to_numpy()
+        uncertain = (values == -1).any(axis=1) & frontal
+        keep = frontal & ~uncertain if self.uncertain == "ignore" else frontal
+        values[values == -1] = 1 if self.uncertain == "ones" else 0
+        log.info("%s: %d frontal images kept, %d lateral left out; %d with an uncertain label (policy %s%s)",
+                 csv, int(keep.sum()), int((~frontal).sum()), int(uncertain.sum()), self.uncertain,
+                 ": left out" if self.uncertain == "ignore" else "")
+        paths, patients, labels = table["Path"].tolist(), patients.tolist(), values.tolist()
+        return [Study(folder / paths[i], patients[i], paths[i], tuple(labels[i]), line(csv, i))
+                for i in np.flatnonzero(keep).tolist()]
+
+
+class RsnaClassification(_PaperClassification):
+    meta = _meta("rsna_cls", "classification", ["pneumonia"], 224,
+                 "RSNA Pneumonia Detection (stage 2 train), lung opacity vs none, F1; boxes as optional masks.",
+                 "RSNA Pneumonia Detection Challenge (Kaggle, registration): "
+                 "https://www.kaggle.com/c/rsna-pneumonia-detection-challenge", "`patientId` (one image each)")
+    folder = "rsna-pneumonia"
+    layout = "stage_2_train_labels.csv and stage_2_train_images/<patientId>.dcm"
+    def __init__(self, boxes: bool = False) -> None:
+        self.boxes = boxes
+
+    def settings(self) -> dict[str, Any]:
+        return {"boxes": self.boxes}
+
+    def with_masks(self) -> bool:
+        return self.boxes
+
+    def studies(self, folder: Path) -> list[Study]:
+        csv = folder / "stage_2_train_labels.csv"
+        table = read_table(csv, ["patientId", "x", "y", "width", "height", "Target"], what="RSNA labels")
+        targets: dict[str, tuple[int, str]] = {}
+        boxes: dict[str, list[tuple[float, float, float, float]]] = {}
+        for index, row in enumerate(table.to_dict("records")):
+            where, patient = line(csv, index), row["patientId"].strip()
+            if row["Target"] not in ("0", "1") or not patient:
+                raise DataError(f"{where}: expected a patientId and Target 0 or 1, got {row['patientId']!r}, "
+                                f"{row['Target']!r}")
+            target = int(row["Target"])
+            first = targets.setdefault(patient, (target, where))
+            if first[0] != target:
+                raise DataError(f"{where}: Target {target} for {patient}, but {first[1]} says {first[0]}")
+            if target:
+                try:
+                    boxes.setdefault(patient, []).append(tuple(float(row[c]) for c in ("x", "y", "width", "height")))
+                except ValueError:
+                    raise DataError(f"{where}: a Target 1 row needs numeric x, y, width, height") from None
+        images = folder / "stage_2_train_images"
+        return [Study(images / f"{patient}.dcm", patient, patient, (target,), where,
+                      BoxMask(tuple(boxes.get(patient, ())), where) if self.boxes else None)
+                for patient, (target, where) in targets.items()]
+
+
+class _RleSegmentation(RealTask, SegmentationTask):
+    """SIIM and CANDID-PTX: RLE rows per image (united), DICOMs found anywhere under the folder."""
+
+    channels = _SEG_CHANNELS
+    schedule = _SEG_SCHEDULE
+    table_name: str
+    id_column: str
+
+    def file_name(self, row) -> str:
+        return f"{row[self.id_column].strip()}.dcm"
+
+    def studies(self, folder: Path) -> list[Study]:
+        csv = folder / self.table_name
+        table = read_table(csv, [self.id_column, "EncodedPixels"], what=f"{self.meta.name} masks")
+        dicoms = {path.name: path for path in folder.rglob("*.dcm")}
+        rows: dict[str, list[tuple[str, str]]] = {}
+        for index, row in enumerate(table.to_dict("records")):
+            rows.setdefault(self.file_name(row), []).append((row["EncodedPixels"], line(csv, index)))
+        unused = sorted(set(dicoms) - set(rows))
+        if unused:
+            log.warning("%s: %d DICOM(s) under %s have no row in %s and are not used: %s", self.meta.name,
+                        len(unused), folder, csv.name, ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""))
+        studies = []
+        for name, encoded in rows.items():
+            where = encoded[0][1]
+            if name not in dicoms:
+                raise DataError(f"{where}: no DICOM named {name} under {folder}")
+            regions = tuple((value, at) for value, at in encoded if value.strip() != EMPTY)
+            studies.append(Study(dicoms[name], read_patient_id(dicoms[name], where), Path(name).stem,
+                                 (int(bool(regions)),), where, RleMask(regions)))
+        return studies
+
+
+class SiimSegmentation(_RleSegmentation):
+    meta = _meta("siim_seg", "segmentation", ["pneumothorax"], 256,
+                 "SIIM-ACR Pneumothorax, 1024 px DICOMs with RLE masks, Dice per image (empty-empty = 1).",
+                 "SIIM-ACR Pneumothorax Segmentation (Kaggle, registration): "
+                 "https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation", "the DICOM PatientID")
+    folder = "siim-acr-pneumothorax"
+    layout = "train-rle.csv (ImageId, EncodedPixels) and the DICOMs <ImageId>.dcm in any nested folders"
+    table_name = "train-rle.csv"
+    id_column = "ImageId"
+
+
+class CandidSegmentation(_RleSegmentation):
+    meta = _meta("candid_seg", "segmentation", ["pneumothorax"], 256,
+                 "CANDID-PTX pneumothorax masks on 1024 px DICOMs (RLE as SIIM), Dice per image (empty-empty = 1).",
+                 "CANDID-PTX (Feng et al. 2021, data use agreement): https://doi.org/10.17608/k6.auckland.14173982",
+                 "the DICOM PatientID")
+    folder = "candid-ptx"
+    layout = "Pneumothorax_reports.csv (SOPInstanceUID, filename, EncodedPixels, Report) and the DICOMs it names"
+    table_name = "Pneumothorax_reports.csv"
+    id_column = "SOPInstanceUID"
+
+    def file_name(self, row) -> str:
+        if not str(row.get("filename", "")).strip():
+            return super().file_name(row)
+        name = row["filename"].strip()
+        return name if name.lower().endswith(".dcm") else f"{name}.dcm"
