@@ -176,25 +176,25 @@ class _RleSegmentation(RealTask, SegmentationTask):
 
 
 class SiimSegmentation(_RleSegmentation):
+    table_name = "train-rle.csv"
+    id_column = "ImageId"
     meta = _meta("siim_seg", "segmentation", ["pneumothorax"], 256,
                  "SIIM-ACR Pneumothorax, 1024 px DICOMs with RLE masks, Dice per image (empty-empty = 1).",
                  "SIIM-ACR Pneumothorax Segmentation (Kaggle, registration): "
                  "https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation", "the DICOM PatientID")
     folder = "siim-acr-pneumothorax"
     layout = "train-rle.csv (ImageId, EncodedPixels) and the DICOMs <ImageId>.dcm in any nested folders"
-    table_name = "train-rle.csv"
-    id_column = "ImageId"
 
 
 class CandidSegmentation(_RleSegmentation):
+    table_name = "Pneumothorax_reports.csv"
+    id_column = "SOPInstanceUID"
     meta = _meta("candid_seg", "segmentation", ["pneumothorax"], 256,
                  "CANDID-PTX pneumothorax masks on 1024 px DICOMs (RLE as SIIM), Dice per image (empty-empty = 1).",
                  "CANDID-PTX (Feng et al. 2021, data use agreement): https://doi.org/10.17608/k6.auckland.14173982",
                  "the DICOM PatientID")
     folder = "candid-ptx"
     layout = "Pneumothorax_reports.csv (SOPInstanceUID, filename, EncodedPixels, Report) and the DICOMs it names"
-    table_name = "Pneumothorax_reports.csv"
-    id_column = "SOPInstanceUID"
 
     def file_name(self, row) -> str:
         if not str(row.get("filename", "")).strip():
