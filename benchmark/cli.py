@@ -214,3 +214,8 @@ def report(
 def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+
+
+from .data_cli import data_app  # noqa: E402  (the sub-app imports helpers from this module lazily)
+
+app.add_typer(data_app, name="data")

@@ -64,7 +64,7 @@ class RealTask:
                             f"({self.layout}). {self.meta.data_source}")
         return folder
 
-    def _all_studies(self, root: Path | None) -> list[Study]:
+    def all_studies(self, root: Path | None) -> list[Study]:
         folder = self.dataset_dir(root)
         memo = self.__dict__.setdefault("_studies_memo", {})
         if folder not in memo:
@@ -76,13 +76,13 @@ class RealTask:
         return memo[folder]
 
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
-        files = "\n".join(file_identity(s) for s in self._all_studies(root))
+        files = "\n".join(file_identity(s) for s in self.all_studies(root))
         return {"task": self.meta.name, "version": self.meta.version, "resolution": self.meta.resolution,
                 "settings": self.settings(), "pixels": PIXELS_STAGE,
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
-        studies = self._all_studies(root)
+        studies = self.all_studies(root)
         rows = split_indices([s.patient_id for s in studies])
         train_rows = rows["train"]
         patients = np.array([studies[r].patient_id for r in train_rows])

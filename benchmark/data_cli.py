@@ -1,0 +1,67 @@
+"""`cxrbench data fetch NAME` and `cxrbench data verify [NAME]`: get and check local copies of the open datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+data_app = typer.Typer(no_args_is_help=True, help="Fetch or verify local copies of the open datasets.")
+
+DataRoot = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (env CXRBENCH_DATA_ROOT).",
+                                                   envvar="CXRBENCH_DATA_ROOT")]
+
+
+def _progress_bar(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(f"[bold]{description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+
+
+@data_app.command()
+def fetch(name: Annotated[str, typer.Argument(help="pneumonia-kermany or covid-lungs")],
+          data_root: DataRoot = None) -> None:
+    """Download an open dataset from its public source into DATA_ROOT/NAME (needs a network)."""
+    from .cli import _fail, _one_line_errors, console
+    from .tasks.real.copies import fetch as fetch_copy
+
+    if data_root is None:
+        _fail("say where to put it: --data-root DIR (or CXRBENCH_DATA_ROOT)")
+    with _one_line_errors(), _progress_bar(f"fetching {name}") as bar:
+        task = bar.add_task("download", total=None)
+        target = fetch_copy(name, data_root, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                      total=total or None))
+    console.print(f"unpacked into {target}")
+
+
+@data_app.command()
+def verify(name: Annotated[Optional[str], typer.Argument(help="One dataset (default: every open one present).")] = None,
+           data_root: DataRoot = None) -> None:
+    """Decode every image of a local copy, count them and hash each split's image list."""
+    from rich.table import Table
+
+    from .cli import _one_line_errors, console
+    from .tasks.real.base import data_root as resolve_root
+    from .tasks.real.copies import OPEN_DATASETS, verify as verify_copy
+
+    root = resolve_root(data_root)
+    names = [name] if name else [n for n in OPEN_DATASETS if root is not None and (root / n).is_dir()]
+    table = Table(title=f"open datasets under {root}")
+    for column in ("dataset", "train", "val", "test", "split lists (sha256, first 12)", "known copy"):
+        table.add_column(column)
+    with _one_line_errors():
+        if not names:
+            from .errors import DataError
+
+            raise DataError(f"no open dataset under {root}; expected one of {', '.join(OPEN_DATASETS)} "
+                            "(pass --data-root DIR or set CXRBENCH_DATA_ROOT)")
+        for dataset in names:
+            with _progress_bar(f"decoding {dataset}") as bar:
+                task = bar.add_task("images", total=None)
+                report = verify_copy(dataset, root, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                             total=total))
+            table.add_row(dataset, *(str(report.counts[s]) for s in ("train", "val", "test")),
+                          " ".join(report.hashes[s][:12] for s in ("train", "val", "test")),
+                          report.known_copy or "not a known copy (a subset or another release)")
+    console.print(table)
