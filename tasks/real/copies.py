@@ -39,17 +39,24 @@ class OpenDataset:
     """Name -> image count per split and sha256 of each split's image list, as measured on that copy."""
 
 
+SPLITS = ("train", "val", "test")
+
+
+def _pinned(counts: tuple[int, int, int], hashes: tuple[str, str, str]) -> dict[str, int | str]:
+    """A copy's image count per split and sha256 of each split's image list, in `verify`'s terms."""
+    return {**dict(zip(SPLITS, counts)), **{f"{split}_sha256": h for split, h in zip(SPLITS, hashes)}}
+
+
 OPEN_DATASETS = {
     "pneumonia-kermany": OpenDataset(
         "pneumonia-kermany", "pneumonia_cls",
         "https://doi.org/10.17632/rscbjbr9sj.2",
         "ChestXRay2017.zip from that page (Kermany et al., Mendeley Data v2, CC BY 4.0), unpacked so that "
         "<root>/pneumonia-kermany/{train,test}/{NORMAL,PNEUMONIA}/*.jpeg",
-        known_copies={"224 px train-only copy (../shared/data)": {
-            "train": 3143, "val": 730, "test": 1343,
-            "train_sha256": "0e457b6014f89527c2f37f10b009f56f96d3654753e12de16e92bab84f403503",
-            "val_sha256": "57bec73371db6a0c17fb11072cdebfec10a53c5ac869c3132aa2cbec4663a419",
-            "test_sha256": "fe0f04fe1dec31caa2e9ea6ff7d82aea89d56f71487a9f01584a7e4736b8f2f2"}},
+        known_copies={"224 px train-only copy (../shared/data)": _pinned(
+            (3143, 730, 1343), ("0e457b6014f89527c2f37f10b009f56f96d3654753e12de16e92bab84f403503",
+                                "57bec73371db6a0c17fb11072cdebfec10a53c5ac869c3132aa2cbec4663a419",
+                                "fe0f04fe1dec31caa2e9ea6ff7d82aea89d56f71487a9f01584a7e4736b8f2f2"))},
     ),
     "covid-lungs": OpenDataset(
         "covid-lungs", "covid_lung_seg",
@@ -57,11 +64,10 @@ OPEN_DATASETS = {
         "the COVID-19 image data collection (images/ and metadata.csv) with the v7labs lung masks from "
         "torchxrayvision's data/semantic_masks_v7labs_lungs.zip, as <root>/covid-lungs/{metadata.csv,images/,masks/} "
         "(metadata.csv: image, mask, patientid, ... one row per masked frontal image)",
-        known_copies={"328-image copy (../shared/data)": {
-            "train": 219, "val": 50, "test": 59,
-            "train_sha256": "63d102e0c9a27149001510d6749c9581423db27ebd2dd0d27a4050f1a4eaae2b",
-            "val_sha256": "38f1087951e44185dba3d2b944b3a574033c7781c89d972409f815dc91816d22",
-            "test_sha256": "3438d6f50e32c6996ce20765f137206d58f4ad12e0b35ee559fd384633436e7d"}},
+        known_copies={"328-image copy (../shared/data)": _pinned(
+            (219, 50, 59), ("63d102e0c9a27149001510d6749c9581423db27ebd2dd0d27a4050f1a4eaae2b",
+                            "38f1087951e44185dba3d2b944b3a574033c7781c89d972409f815dc91816d22",
+                            "3438d6f50e32c6996ce20765f137206d58f4ad12e0b35ee559fd384633436e7d"))},
     ),
 }
 
@@ -77,7 +83,7 @@ class CopyReport:
 
 def split_lists(studies) -> dict[str, list[str]]:
     """Each split's sorted image ids under the versioned patient hash rule."""
-    lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    lists: dict[str, list[str]] = {split: [] for split in SPLITS}
     for study in studies:
         lists[split_of(study.patient_id)].append(study.sample_id)
     return {name: sorted(ids) for name, ids in lists.items()}
@@ -99,7 +105,7 @@ def verify(name: str, root: Path | None, *, progress: Callable[[int, int], None]
     lists = split_lists(studies)
     counts = {split: len(ids) for split, ids in lists.items()}
     hashes = {split: hashlib.sha256("\n".join(ids).encode()).hexdigest() for split, ids in lists.items()}
-    measured = {**counts, **{f"{split}_sha256": digest for split, digest in hashes.items()}}
+    measured = _pinned(tuple(counts[s] for s in SPLITS), tuple(hashes[s] for s in SPLITS))
     known = next((label for label, pinned in dataset.known_copies.items() if pinned == measured), None)
     return CopyReport(name, folder, counts, hashes, known)
 
