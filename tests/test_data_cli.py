@@ -51,3 +51,11 @@ def test_fetch_without_network_says_where_to_put_the_files(tmp_path, monkeypatch
 def test_fetch_of_an_unknown_set_fails(tmp_path):
     result = runner.invoke(app, ["data", "fetch", "mnist", "--data-root", str(tmp_path)])
     assert result.exit_code == 2 and "unknown open dataset 'mnist'" in result.output
+
+
+def test_run_on_the_open_suite_without_data_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXRBENCH_DATA_ROOT", raising=False)
+    result = runner.invoke(app, ["run", "--suite", "open", "--generator", "classic_aug", "--cache-dir",
+                                 str(tmp_path / "cache")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--data-root" in result.output and "covid-lungs/" in result.output
