@@ -182,3 +182,21 @@ def test_kermany_skipped_files_are_reported(tmp_path, caplog):
         studies = get_task("pneumonia_cls").studies(folder)
     assert len(studies) == 4
     assert "skipped 1 non-image file(s)" in caplog.text and "notes.txt" in caplog.text
+
+
+@pytest.mark.slow
+def test_open_suite_runs_end_to_end_with_the_pixel_cache(tmp_path, monkeypatch):
+    from cxrbench.runner import run
+    from cxrbench.schemas import RunConfig
+    from cxrbench.tasks.downstream.training import Schedule
+    from cxrbench.tasks.real.open_suite import PneumoniaKermany
+
+    monkeypatch.setattr(PneumoniaKermany, "schedule", Schedule(steps=3, batch_size=8, learning_rate=1e-3))
+    kermany_subset(tmp_path / "data", per_class=25)
+    config = RunConfig(tasks=["pneumonia_cls"], generators=["classic_aug"], seeds=2, n_boot=100,
+                       data_root=tmp_path / "data")
+    result = run(config, tmp_path / "cache", workers=1, show_progress=False)
+    (task,) = result.tasks
+    assert task.n_train_real + task.n_val + task.n_test == 50
+    assert len(task.comparisons) == 1 and 0 <= task.baseline.mean <= 1
+    assert len(list((tmp_path / "cache" / "pixels").rglob("images.npy"))) == 3  # one chunk per split
