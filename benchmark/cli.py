@@ -214,3 +214,6 @@ def report(
 def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+
+
+from . import submission_cli  # noqa: E402,F401  (registers submit, validate and leaderboard on `app`)
