@@ -72,12 +72,16 @@ def check_folder(folder: Path) -> list[Problem]:
     if not files:
         problems.append((str(folder), "", "no result files (<suite>__<task>.json); write them with `cxrbench submit`"))
     by_suite: dict[str, list[tuple[Path, TaskSubmission, TaskPredictions]]] = defaultdict(list)
+    blocked = False
     for path in files:
         found, checked = _check_file(path, card)
         problems += found
-        if checked is not None and not found:
+        if checked is None:
+            blocked = True
+        else:
             by_suite[checked[0].suite].append((path, *checked))
-    for entries in by_suite.values():
+    # p-values are corrected across the files of a suite: recompute only where the whole family can be
+    for entries in [] if blocked else by_suite.values():
         n_boot = entries[0][1].config.n_boot
         recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
         for (path, submission, _), result in zip(entries, recomputed):
@@ -87,6 +91,7 @@ def check_folder(folder: Path) -> list[Problem]:
 
 
 def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
+    """The file's problems, and what to recompute (None when its structure or protocol rules that out)."""
     file = str(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         return [(file, "", f"is {path.stat().st_size:,} bytes; a task file must stay under {MAX_FILE_BYTES:,}")], None
@@ -110,12 +115,10 @@ def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], 
     _check_task(submission, task, add)
     _check_protocol(submission, task, add)
     metas = _check_generators(submission, task, card, add)
-    if card is not None:
+    item = None if problems else _task_predictions(submission, task, metas, add)
+    if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
     _check_gallery(path.parent, submission, add)
-    if problems:
-        return problems, None
-    item = _task_predictions(submission, task, metas, add)
     return problems, (submission, item) if item is not None else None
 
 

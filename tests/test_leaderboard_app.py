@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
 from cxrbench.leaderboard.table import build_table, write_table
@@ -75,7 +76,7 @@ def test_submission_text_is_shown_as_typed(tmp_path, monkeypatch):
     shutil.copytree(SUBMISSIONS / "oracle", folder)
     card = folder / "generator.yaml"
     raw = "**not bold** [link](x) # no heading"
-    card.write_text(card.read_text().replace("description: ", f"description: '{raw}' #", 1))
+    card.write_text(yaml.safe_dump({**yaml.safe_load(card.read_text()), "description": raw}))
     monkeypatch.setenv("CXRBENCH_SUBMISSIONS", str(tmp_path))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.sidebar.radio(key="page").set_value("Generator").run()

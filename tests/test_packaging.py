@@ -5,7 +5,7 @@ import sys
 import zipfile
 
 SUBPACKAGES = ["cxrbench", "cxrbench.generators", "cxrbench.tasks", "cxrbench.tasks.embedded",
-               "cxrbench.tasks.downstream", "cxrbench.leaderboard"]
+               "cxrbench.tasks.downstream", "cxrbench.leaderboard", "cxrbench.leaderboard.views"]
 
 
 def test_wheel_installs_and_imports_every_subpackage(tmp_path):
