@@ -20,7 +20,7 @@ def forest(rows: pd.DataFrame, ci: str) -> alt.LayerChart:
         x="delta:Q", y=y, color="verified:N",
         tooltip=["generator", "ratio", "delta", f"{ci}_low", f"{ci}_high", "p_holm"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="grey").encode(x="x:Q")
-    return (whiskers + points + zero).properties(height=max(120, 40 * len(data)))
+    return (whiskers + points + zero).properties(height=60 + 45 * len(data))
 
 
 def delta_by_ratio(rows: pd.DataFrame, ci: str) -> alt.LayerChart:

@@ -31,13 +31,17 @@ pytestmark = pytest.mark.skipif(not ENTRY.exists(), reason="the committed oracle
 
 @pytest.fixture(scope="module")
 def hundred(tmp_path_factory) -> Path:
-    """100 submission folders: copies of the oracle entry under other names."""
+    """100 submission folders: copies of the oracle entry (2 task files each) under other names."""
     root = tmp_path_factory.mktemp("submissions")
     for i in range(N_SUBMISSIONS):
         name = f"gen-{i:03d}"
         shutil.copytree(ENTRY, root / name)
         card = root / name / "generator.yaml"
         card.write_text(card.read_text().replace("name: oracle", f"name: {name}"))
+        for path in task_files(root / name):
+            data = json.loads(path.read_text())
+            data["generator"] = data["generators"][0]["name"] = name
+            path.write_text(json.dumps(data))
     return root
 
 
@@ -46,7 +50,7 @@ def _plain_read(root: Path) -> pd.DataFrame:
     for folder in sorted(root.iterdir()):
         for path in task_files(folder):
             data = json.loads(path.read_text())
-            rows += [{"generator": folder.name, **c} for c in data["result"]["comparisons"]]
+            rows += [{**c, "generator": data["generator"]} for c in data["result"]["comparisons"]]
     return pd.DataFrame(rows)
 
 
