@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrbench.errors import SubmissionError
+from cxrbench.errors import ConfigError, SubmissionError
 from cxrbench.submission import (CARD_FILE, GeneratorCard, TaskSubmission, load_card, load_task_submission,
                                  pydantic_problems, task_files)
 
@@ -103,7 +103,7 @@ def write_table(table: pd.DataFrame, out: Path) -> None:
         table.to_parquet(buffer, index=False)
         data = buffer.getvalue()
     elif out.suffix == ".json":
-        data = table.to_json(orient="records", indent=1).encode()
+        data = table.to_json(orient="records", indent=1, double_precision=15).encode()
     else:
-        raise SubmissionError([(str(out), "", "the table file must end in .parquet or .json")])
+        raise ConfigError(f"{out}: the table file must end in .parquet or .json")
     write_atomic(out, data)
