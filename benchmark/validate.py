@@ -114,7 +114,7 @@ def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], 
         add("generator", f"is {submission.generator!r}; generator.yaml names {card.name!r}")
     _check_task(submission, task, add)
     _check_protocol(submission, task, add)
-    metas = _check_generators(submission, task, card, add)
+    metas = _check_generators(submission, task, add)
     item = None if problems else _task_predictions(submission, task, metas, add)
     if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
@@ -165,7 +165,7 @@ def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
                            f"{meta.default_ratios} are required; more are allowed)")
 
 
-def _check_generators(submission: TaskSubmission, task: Task, card: GeneratorCard | None, add) -> dict[str, Any]:
+def _check_generators(submission: TaskSubmission, task: Task, add) -> dict[str, Any]:
     metas = {m.name: m for m in submission.generators}
     own = metas.get(submission.generator)
     if own is None:
