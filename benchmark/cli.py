@@ -219,3 +219,4 @@ def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) 
 from .data_cli import data_app  # noqa: E402  (the sub-app imports helpers from this module lazily)
 
 app.add_typer(data_app, name="data")
+from . import submission_cli  # noqa: E402,F401  (registers submit, validate and leaderboard on `app`)

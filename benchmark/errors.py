@@ -23,3 +23,12 @@ class DataError(CxrbenchError):
 
 class GeneratorError(CxrbenchError):
     """A generator that cannot serve a task or returned output of the wrong shape or range."""
+
+
+class SubmissionError(CxrbenchError):
+    """A submission that fails validation; lists every problem found, each with its file and field."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        lines = [f"{file}: {field}: {what}" if field else f"{file}: {what}" for file, field, what in problems]
+        super().__init__(f"{len(problems)} problem(s) in the submission(s):\n" + "\n".join(lines))

@@ -6,6 +6,7 @@ training, scoring) works on whole batches; `SampleSet[i]` still gives one `Sampl
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -90,3 +91,11 @@ def check_patient_disjoint(splits: Splits) -> None:
             if shared:
                 example = sorted(shared)[:3]
                 raise DataError(f"{len(shared)} patient(s) in both {a} and {b} splits, e.g. {example}")
+
+
+def split_hash(splits: Splits) -> str:
+    """A hash of which samples are in which split: a submission scored on another split cannot pass as current."""
+    digest = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        digest.update(f"{name}:".encode() + "\n".join(getattr(splits, name).sample_ids.astype(str)).encode() + b";")
+    return digest.hexdigest()[:32]

@@ -5,7 +5,8 @@ import sys
 import zipfile
 
 SUBPACKAGES = ["cxrbench", "cxrbench.generators", "cxrbench.tasks", "cxrbench.tasks.embedded",
-               "cxrbench.tasks.downstream", "cxrbench.tasks.real", "cxrbench.leaderboard"]
+               "cxrbench.tasks.downstream", "cxrbench.tasks.real", "cxrbench.leaderboard",
+               "cxrbench.leaderboard.views"]
 
 
 def test_wheel_installs_and_imports_every_subpackage(tmp_path):

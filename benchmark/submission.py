@@ -1,0 +1,194 @@
+"""The submission format: what a pull request adds under `submissions/<generator>/`.
+
+A folder holds `generator.yaml` (a `GeneratorCard`: who made the generator, from what code and
+data) and one `<suite>__<task>.json` per task (a `TaskSubmission`): the task's scored result plus
+every arm's per-case predictions for every seed, so that anyone can recompute every number from
+the file and the task's own test labels. Both are schema-versioned; a file written by an older
+cxrbench is upgraded on load (`UPGRADES`), one written by a newer one is refused.
+
+This module is light on purpose (pydantic, numpy): the leaderboard imports it and no model code.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SubmissionError
+from .schemas import Conditioning, DatasetRef, GeneratorMeta, RunConfig, TaskResult
+
+SUBMISSION_SCHEMA_VERSION = "1"
+CARD_FILE = "generator.yaml"
+GALLERY_DIR = "gallery"
+MAX_FILE_BYTES = 1_000_000
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!]|javascript:", re.IGNORECASE)
+
+UPGRADES: dict[str, Callable[[dict], dict]] = {}
+"""Version -> function turning a file of that version into the next version's dict (none yet: v1 is the first)."""
+
+
+def _no_markup(value: str) -> str:
+    if _MARKUP.search(value):
+        raise ValueError("must be plain text; HTML tags and script URLs are not allowed")
+    return value
+
+
+class GeneratorCard(BaseModel):
+    """`generator.yaml`: the generator's public description, shown on its leaderboard page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SUBMISSION_SCHEMA_VERSION
+    name: str = Field(pattern=NAME_PATTERN, description="Lower-case letters, digits, '_', '.', '-'; the folder name.")
+    revision: str = Field(min_length=1, max_length=200, description="Version or commit of the generator's code.")
+    authors: list[str] = Field(min_length=1)
+    code: str = Field(min_length=1, description="Where the code lives (URL or module path).")
+    licence: str = Field(min_length=1)
+    conditioning: list[Conditioning] = Field(min_length=1)
+    training_data: list[DatasetRef] = Field(
+        description="Everything the generator learnt from; a task's test split here is a leak.")
+    hardware: str = Field(min_length=1, description="What the submission was computed on.")
+    description: str = ""
+
+    @field_validator("revision", "code", "licence", "hardware", "description")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return _no_markup(value)
+
+    @field_validator("authors")
+    @classmethod
+    def _plain_authors(cls, value: list[str]) -> list[str]:
+        return [_no_markup(v) for v in value]
+
+
+class GalleryImage(BaseModel):
+    condition: str = Field(description="What the images were asked for, in words.")
+    file: str = Field(pattern=r"^gallery/[a-z0-9_.-]+\.png$")
+
+    @field_validator("condition")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return _no_markup(value)
+
+
+class TaskSubmission(BaseModel):
+    """One (suite, task) result of one generator, with the predictions that every number comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SUBMISSION_SCHEMA_VERSION
+    generator: str = Field(pattern=NAME_PATTERN)
+    verified: bool = Field(description="True for generators whose code is in this repository's registry.")
+    created: datetime
+    cxrbench_version: str
+    protocol_version: str
+    config: RunConfig = Field(description="The run's settings (train size, seeds, ratios, bootstrap).")
+    generators: list[GeneratorMeta] = Field(description="The generator's and its reference baselines' metadata.")
+    split_hash: str = Field(description="Hash of the task's train/val/test sample ids (samples.split_hash).")
+    val_ids: list[str]
+    test_ids: list[str]
+    result: TaskResult
+    predictions: str = Field(description="base64 of an npz: '<generator>|<ratio>|<seed>|<array>' -> array.")
+    fidelity: dict[str, float] = Field(default_factory=dict)
+    privacy: dict[str, float] = Field(default_factory=dict)
+    gallery: list[GalleryImage] = Field(default_factory=list)
+
+    @property
+    def suite(self) -> str:
+        return self.result.task.suite
+
+    @property
+    def task(self) -> str:
+        return self.result.task.name
+
+
+def task_file_name(suite: str, task: str) -> str:
+    return f"{suite}__{task}.json"
+
+
+def prediction_key(generator: str, ratio: float, seed: int, array: str) -> str:
+    return f"{generator}|{ratio:g}|{seed}|{array}"
+
+
+def encode_predictions(arrays: dict[str, np.ndarray]) -> str:
+    """Compressed npz as base64; boolean masks are bit-packed first (8x smaller before deflate)."""
+    packed: dict[str, np.ndarray] = {}
+    for key, array in arrays.items():
+        if array.dtype == bool:
+            packed[f"{key}#bits"] = np.packbits(array.ravel())
+            packed[f"{key}#shape"] = np.asarray(array.shape, dtype=np.int64)
+        else:
+            packed[key] = array
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **packed)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_predictions(text: str) -> dict[str, np.ndarray]:
+    """Inverse of `encode_predictions`; raises ValueError on anything that is not such a blob."""
+    try:
+        with np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"not a base64 npz archive ({error})") from None
+    arrays = {key: value for key, value in stored.items() if "#" not in key}
+    for key in stored:
+        if key.endswith("#bits"):
+            name = key[: -len("#bits")]
+            shape = tuple(int(n) for n in stored[f"{name}#shape"])
+            arrays[name] = np.unpackbits(stored[key], count=int(np.prod(shape))).astype(bool).reshape(shape)
+    return arrays
+
+
+def upgraded(data: dict, source: str) -> dict:
+    """The file's dict at the current schema version, applying `UPGRADES` in turn."""
+    version = str(data.get("schema_version", ""))
+    while version != SUBMISSION_SCHEMA_VERSION:
+        if version not in UPGRADES:
+            raise ValueError(f"{source}: schema_version {version!r} is not one this cxrbench reads "
+                             f"(current {SUBMISSION_SCHEMA_VERSION!r}; upgrade cxrbench for newer files)")
+        data = UPGRADES[version](data)
+        version = str(data.get("schema_version", ""))
+    return data
+
+
+def load_task_submission(path: Path) -> TaskSubmission:
+    """Read, upgrade and validate a task file (raises OSError, ValueError or pydantic's ValidationError)."""
+    return TaskSubmission.model_validate(upgraded(json.loads(path.read_text()), str(path)))
+
+
+def task_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.glob("*__*.json"))
+
+
+def load_card(path: Path) -> GeneratorCard:
+    """Read `generator.yaml`; every problem is raised as one SubmissionError naming the file and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise SubmissionError([(str(path), "", f"cannot read: {error.strerror or error}")]) from None
+    except yaml.YAMLError as error:
+        raise SubmissionError([(str(path), "", f"malformed YAML: {' '.join(str(error).split())}")]) from None
+    if not isinstance(data, dict):
+        raise SubmissionError([(str(path), "", "expected a YAML mapping of the generator card's fields")])
+    try:
+        return GeneratorCard.model_validate(upgraded(data, str(path)))
+    except ValueError as error:
+        raise SubmissionError(pydantic_problems(str(path), error)) from None
+
+
+def pydantic_problems(file: str, error: ValueError) -> list[tuple[str, str, str]]:
+    if isinstance(error, ValidationError):
+        return [(file, ".".join(map(str, e["loc"])), e["msg"]) for e in error.errors()]
+    return [(file, "", str(error))]

@@ -1,0 +1,149 @@
+"""`cxrbench submit`: turn one generator's part of a RunResult into a folder under `submissions/`.
+
+The predictions come from the stage cache the run used (found by the result's cell keys, which are
+re-planned and must match). The entry is re-scored through `scoring.score_predictions` with the
+generator's own comparisons as the correction family, so an entry's corrected p-values do not
+depend on which other generators happened to share its run.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import PROTOCOL_VERSION, __version__
+from .cache import Cache, write_atomic
+from .cells import load_splits
+from .errors import DataError
+from .plan import SYNTHETIC_STAGE, Arm, plan_task
+from .registry import BASELINE, generator_class
+from .samples import split_hash
+from .schemas import RunResult
+from .scoring import TaskPredictions, arm_predictions, score_predictions
+from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, TaskSubmission, encode_predictions, load_card,
+                         prediction_key, task_file_name)
+from .synthetic import MANIFEST, SyntheticManifest, write_grid
+
+GALLERY_IMAGES = 8
+
+
+def _checked_arm(arm: Arm, result_arm, source: str) -> None:
+    planned = [cell.key for cell in arm.cells]
+    stored = [seed.cell for seed in result_arm.seeds]
+    if planned != stored:
+        raise DataError(f"{source}: the cells of {arm.generator} at ratio {arm.ratio:g} do not match what this "
+                        f"cxrbench plans for the run's settings (planned {planned[:1]}..., stored {stored[:1]}...); "
+                        f"rerun with this version and submit the new result")
+
+
+def _predictions(plan_arms: list[Arm], cache: Cache) -> tuple[list, dict[str, np.ndarray]]:
+    scored = [arm_predictions(arm, cache) for arm in plan_arms]
+    arrays = {prediction_key(arm.generator, arm.ratio, seed, name): value
+              for arm in scored for seed, _, predictions in arm.seeds for name, value in predictions.items()}
+    return scored, arrays
+
+
+def _gallery(arm: Arm, cache: Cache, task: str, labels: list[str], folder: Path) -> list[GalleryImage]:
+    """Small contact sheets of the seed-0 synthetic set, one per condition (each finding, no finding, mask)."""
+    from PIL import Image
+
+    directory = cache.path(SYNTHETIC_STAGE[0], arm.cells[0].synthetic_key)
+    try:
+        manifest = SyntheticManifest.model_validate_json((directory / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise DataError(f"the cache lacks the synthetic set {directory}; pass the --cache-dir the run used") from None
+    images = np.stack([np.asarray(Image.open(directory / e.file), dtype=np.float32) / 65535.0 for e in manifest.entries])
+    conditions = [e.condition for e in manifest.entries]
+    groups: dict[str, list[int]] = {}
+    for i, condition in enumerate(conditions):
+        if condition.kind == "mask":
+            groups.setdefault(f"{labels[0]} mask (outlined in red)", []).append(i)
+            continue
+        present = [name for name in labels if condition.labels.get(name)]
+        for name in present or ["no finding"]:
+            groups.setdefault(name, []).append(i)
+    gallery = []
+    for caption, members in sorted(groups.items()):
+        chosen = members[:GALLERY_IMAGES]
+        slug = "".join(c if c.isalnum() else "_" for c in caption.split(" (")[0].lower())
+        file = f"{GALLERY_DIR}/{task}__{slug}.png"
+        with tempfile.TemporaryDirectory() as tmp:
+            write_grid(Path(tmp) / "grid.png", images[chosen], [conditions[i] for i in chosen], per_row=GALLERY_IMAGES,
+                       max_images=GALLERY_IMAGES)
+            write_atomic(folder / file, _small_png(Path(tmp) / "grid.png", grey=conditions[chosen[0]].kind != "mask"))
+        gallery.append(GalleryImage(condition=caption, file=file))
+    return gallery
+
+
+def _small_png(path: Path, *, grey: bool) -> bytes:
+    """The contact sheet at its native pixel size (write_grid doubles it), grey unless it shows red mask outlines."""
+    from PIL import Image
+
+    with Image.open(path) as sheet:
+        small = sheet.resize((sheet.width // 2, sheet.height // 2), Image.NEAREST)
+    buffer = io.BytesIO()
+    (small.convert("L") if grey else small).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path) -> list[Path]:
+    """Write `out_root/<generator>/` (card, one file per task, gallery); returns the task files written."""
+    card = load_card(card_path)
+    try:
+        result = RunResult.model_validate_json(result_path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{result_path} is not a readable cxrbench result: {' '.join(str(error).split())[:300]}") from None
+    meta = generator_class(card.name).meta
+    if card.name not in result.config.generators:
+        raise DataError(f"{result_path}: generator {card.name!r} (from {card_path}) is not in this run "
+                        f"(it ran {', '.join(result.config.generators)})")
+    references = [g for g in result.config.generators
+                  if meta.role == "generator" and g != BASELINE and generator_class(g).meta.role == "baseline"]
+    cache, folder = Cache(cache_root), out_root / card.name
+    items, drafts = [], []
+    for task_result in result.tasks:
+        if not any(arm.generator == card.name for arm in task_result.arms):
+            continue
+        config = result.config.model_copy(update={"tasks": [task_result.task.name],
+                                                  "generators": [card.name, *references]})
+        plan = plan_task(task_result.task.name, config)
+        stored = {(arm.generator, arm.ratio): arm for arm in [task_result.baseline, *task_result.arms]}
+        own = [arm for arm in plan.arms if arm.generator == card.name]
+        refs = [arm for arm in plan.arms if arm.generator != card.name and arm.ratio in {a.ratio for a in own}]
+        for arm in [plan.baseline, *own, *refs]:
+            _checked_arm(arm, stored[(arm.generator, arm.ratio)], str(result_path))
+        try:
+            (baseline, *scored), arrays = _predictions([plan.baseline, *own, *refs], cache)
+        except FileNotFoundError as error:
+            raise DataError(f"the cache {cache_root} lacks this run's predictions ({error.filename}); "
+                            f"pass the --cache-dir the run used") from None
+        items.append(TaskPredictions(plan.task, plan.splits, baseline, scored[: len(own)], scored[len(own):]))
+        drafts.append((plan, arrays, own[0], refs))
+    if not items:
+        raise DataError(f"{result_path}: no task of this run has arms of {card.name}")
+    written = []
+    for scored_task, (plan, arrays, first_arm, refs) in zip(score_predictions(items, n_boot=result.config.n_boot),
+                                                           drafts):
+        name = plan.task.meta.name
+        splits = load_splits(name, None if result.config.data_root is None else str(result.config.data_root),
+                             result.config.train_size)
+        submission = TaskSubmission(
+            generator=card.name, verified=meta.verified, created=datetime.now(timezone.utc),
+            cxrbench_version=__version__, protocol_version=PROTOCOL_VERSION, config=result.config,
+            generators=[meta, *{generator_class(a.generator).meta.name: generator_class(a.generator).meta
+                                for a in refs}.values()],
+            split_hash=split_hash(splits), val_ids=splits.val.sample_ids.astype(str).tolist(),
+            test_ids=splits.test.sample_ids.astype(str).tolist(), result=scored_task,
+            predictions=encode_predictions(arrays),
+            gallery=_gallery(first_arm, cache, name, plan.task.meta.labels, folder))
+        path = folder / task_file_name(plan.task.meta.suite, name)
+        write_atomic(path, submission.model_dump_json(indent=1).encode())
+        written.append(path)
+    write_atomic(folder / CARD_FILE, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False).encode())
+    return written
+

@@ -1,0 +1,274 @@
+"""`cxrbench validate`: check submissions before they reach the leaderboard; CI runs it on every entry.
+
+Every number is recomputed from the stored predictions and the task's own labels through
+`scoring.score_predictions`, the code the runner uses, and compared field by field. Around that:
+the schema, the task version and split, the protocol's seeds, ratios and bootstrap size, the
+metadata of the generator and its references, and the declared training data (a task's test split
+there is a leak). All problems are collected and raised together as one `SubmissionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from . import PROTOCOL_VERSION
+from .cells import load_splits
+from .errors import SubmissionError, UnknownNameError
+from .plan import incompatibility
+from .registry import BASELINE, generator_class, get_task
+from .samples import split_hash
+from .schemas import ArmResult, RunConfig
+from .scoring import ArmPredictions, TaskPredictions, score_predictions
+from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmission, decode_predictions, load_card,
+                         load_task_submission, prediction_key, pydantic_problems, task_files)
+from .task import Task
+
+Problem = tuple[str, str, str]
+LEAKING_SPLITS = {"test", "all"}
+MAX_GALLERY_BYTES = 200_000
+
+
+def submission_folders(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """Each path: a generator folder, a folder of them (e.g. `submissions/`), or a task file inside one."""
+    folders, problems = [], []
+    for path in paths:
+        if path.is_file():
+            folders.append(path.parent)
+        elif (path / CARD_FILE).exists() or task_files(path):
+            folders.append(path)
+        elif path.is_dir() and [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]:
+            folders += [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        else:
+            problems.append((str(path), "", "expected a submission folder, a folder of them, or a task file"))
+    return list(dict.fromkeys(folders)), problems
+
+
+def validate(paths: list[Path]) -> list[Path]:
+    """The submission folders found, all valid; raises SubmissionError listing every problem otherwise."""
+    folders, problems = submission_folders(paths)
+    for folder in folders:
+        problems += check_folder(folder)
+    if problems:
+        raise SubmissionError(problems)
+    return folders
+
+
+def check_folder(folder: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    try:
+        card = load_card(folder / CARD_FILE)
+    except SubmissionError as error:
+        problems += error.problems
+        card = None
+    if card is not None and card.name != folder.name:
+        problems.append((str(folder / CARD_FILE), "name", f"is {card.name!r}; it must equal the folder name {folder.name!r}"))
+    files = task_files(folder)
+    if not files:
+        problems.append((str(folder), "", "no result files (<suite>__<task>.json); write them with `cxrbench submit`"))
+    by_suite: dict[str, list[tuple[Path, TaskSubmission, TaskPredictions]]] = defaultdict(list)
+    blocked = False
+    for path in files:
+        found, checked = _check_file(path, card)
+        problems += found
+        if checked is None:
+            blocked = True
+        else:
+            by_suite[checked[0].suite].append((path, *checked))
+    # p-values are corrected across the files of a suite: recompute only where the whole family can be
+    for entries in [] if blocked else by_suite.values():
+        n_boot = entries[0][1].config.n_boot
+        recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
+        for (path, submission, _), result in zip(entries, recomputed):
+            problems += [(str(path), field, what) for field, what in
+                         _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"), "result")]
+    return problems
+
+
+def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
+    """The file's problems, and what to recompute (None when its structure or protocol rules that out)."""
+    file = str(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return [(file, "", f"is {path.stat().st_size:,} bytes; a task file must stay under {MAX_FILE_BYTES:,}")], None
+    try:
+        submission = load_task_submission(path)
+    except json.JSONDecodeError as error:
+        return [(file, "", f"not valid JSON: {error}")], None
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        return pydantic_problems(file, error), None
+    problems: list[Problem] = []
+
+    def add(field: str, what: str) -> None:
+        problems.append((file, field, what))
+
+    try:
+        task = get_task(submission.task)
+    except UnknownNameError as error:
+        return [(file, "result.task.name", str(error))], None
+    if card is not None and submission.generator != card.name:
+        add("generator", f"is {submission.generator!r}; generator.yaml names {card.name!r}")
+    _check_task(submission, task, add)
+    _check_protocol(submission, task, add)
+    metas = _check_generators(submission, task, add)
+    item = None if problems else _task_predictions(submission, task, metas, add)
+    if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
+        _check_card(card, task, add)
+    _check_gallery(path.parent, submission, add)
+    return problems, (submission, item) if item is not None else None
+
+
+def _check_task(submission: TaskSubmission, task: Task, add) -> None:
+    current, stored = task.meta, submission.result.task
+    if stored.version != current.version:
+        add("result.task.version", f"is {stored.version!r}; task {current.name} is now at version {current.version!r} "
+                                   f"(rerun it and submit again)")
+    elif stored != current:
+        changed = [k for k in current.model_fields if getattr(current, k) != getattr(stored, k)]
+        add("result.task", f"differs from the registered task {current.name} in {', '.join(changed)}")
+    if submission.protocol_version != PROTOCOL_VERSION:
+        add("protocol_version", f"is {submission.protocol_version!r}; the current protocol is {PROTOCOL_VERSION!r}")
+    config = submission.config
+    splits = load_splits(current.name, None if config.data_root is None else str(config.data_root), config.train_size)
+    if submission.split_hash != split_hash(splits):
+        add("split_hash", f"is {submission.split_hash!r}; the task's current split hashes to {split_hash(splits)!r}")
+    for name, ids in (("val_ids", submission.val_ids), ("test_ids", submission.test_ids)):
+        expected = getattr(splits, name[:-4]).sample_ids.astype(str).tolist()
+        if ids != expected:
+            foreign = sorted(set(ids) - set(expected))
+            add(name, f"are not the task's {name[:-4]} cases in order ({len(ids)} given, {len(expected)} expected; "
+                      f"{len(foreign)} not in the split, e.g. {foreign[:3]})")
+
+
+def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
+    meta, config = task.meta, submission.config
+    defaults = RunConfig.model_fields
+    if config.train_size is not None:
+        add("config.train_size", f"is {config.train_size}; the protocol uses the task's default (null)")
+    if config.n_boot != defaults["n_boot"].default:
+        add("config.n_boot", f"is {config.n_boot}; the protocol uses {defaults['n_boot'].default} bootstrap resamples")
+    expected = list(range(meta.default_seeds))
+    result = submission.result
+    for field, arm in [("result.baseline", result.baseline), *((f"result.arms[{i}]", a) for i, a in enumerate(result.arms))]:
+        seeds = [s.seed for s in arm.seeds]
+        if seeds != expected:
+            missing, extra = sorted(set(expected) - set(seeds)), sorted(set(seeds) - set(expected))
+            add(f"{field}.seeds", f"are {seeds}; the protocol's seeds are {expected} (missing {missing}, extra {extra})")
+    ratios = {a.ratio for a in result.arms if a.generator == submission.generator}
+    missing = sorted(set(meta.default_ratios) - ratios)
+    if missing:
+        add("result.arms", f"have no arm at the task's ratio(s) {missing} (the protocol's default ratios "
+                           f"{meta.default_ratios} are required; more are allowed)")
+
+
+def _check_generators(submission: TaskSubmission, task: Task, add) -> dict[str, Any]:
+    metas = {m.name: m for m in submission.generators}
+    own = metas.get(submission.generator)
+    if own is None:
+        add("generators", f"has no metadata for {submission.generator}")
+        return metas
+    try:
+        registered = generator_class(own.name).meta
+    except UnknownNameError:
+        registered = None
+    if registered is not None and registered.verified:
+        if own != registered:
+            add("generators[0]", f"differs from the registered generator {own.name} (version {registered.version})")
+        if not submission.verified:
+            add("verified", "is false, but the generator is registered in this repository (true)")
+    else:
+        if submission.verified:
+            add("verified", f"is true, but {own.name} is not a generator registered in this repository")
+        if own.role != "generator":
+            add("generators[0].role", f"is {own.role!r}; only in-repo generators may be baselines or controls")
+    reason = incompatibility(own, task.meta)
+    if reason:
+        add("generators[0].conditioning", reason)
+    for name in {a.generator for a in submission.result.arms} - {submission.generator}:
+        reference = metas.get(name)
+        try:
+            known = generator_class(name).meta
+        except UnknownNameError:
+            known = None
+        if known is None or known.role != "baseline" or reference != known:
+            add("result.arms", f"reference arm {name!r} is not one of this repository's baselines as registered")
+    return metas
+
+
+def _check_card(card: GeneratorCard, task: Task, add) -> None:
+    needed = "label" if task.meta.kind == "classification" else "mask"
+    if needed not in card.conditioning:
+        add("generator.yaml conditioning", f"is {card.conditioning}; task {task.meta.name} needs {needed!r}")
+    for i, ref in enumerate(card.training_data):
+        if ref.dataset.lower() in {task.meta.name, task.meta.suite} and ref.split.lower() in LEAKING_SPLITS:
+            add(f"generator.yaml training_data[{i}]",
+                f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s test split "
+                f"(a test-set leak); only its train split may be used")
+
+
+def _check_gallery(folder: Path, submission: TaskSubmission, add) -> None:
+    for i, image in enumerate(submission.gallery):
+        path = folder / image.file
+        try:
+            with Image.open(path) as opened:
+                kind = opened.format
+            size = path.stat().st_size
+        except (OSError, UnidentifiedImageError) as error:
+            add(f"gallery[{i}].file", f"{image.file} is not a readable image ({error})")
+            continue
+        if kind != "PNG" or size > MAX_GALLERY_BYTES:
+            add(f"gallery[{i}].file", f"{image.file} must be a PNG under {MAX_GALLERY_BYTES:,} bytes ({kind}, {size:,})")
+
+
+def _task_predictions(submission: TaskSubmission, task: Task, metas: dict, add) -> TaskPredictions | None:
+    try:
+        arrays = decode_predictions(submission.predictions)
+    except ValueError as error:
+        add("predictions", str(error))
+        return None
+    config = submission.config
+    splits = load_splits(task.meta.name, None if config.data_root is None else str(config.data_root), config.train_size)
+
+    def arm(field: str, result: ArmResult) -> ArmPredictions | None:
+        seeds = []
+        for s in result.seeds:
+            prefix = prediction_key(result.generator, result.ratio, s.seed, "")
+            found = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if not found:
+                add(f"{field}.seeds", f"no stored predictions for seed {s.seed} (key prefix {prefix!r})")
+                return None
+            for name, value in found.items():
+                split = getattr(splits, name.split("_")[0], None)
+                if split is not None and len(value) != len(split):
+                    add("predictions", f"{prefix}{name} has {len(value)} rows; the task's {name.split('_')[0]} "
+                                       f"split has {len(split)} cases")
+                    return None
+            seeds.append((s.seed, s.cell, found))
+        role = "baseline" if result.generator == BASELINE else metas[result.generator].role
+        return ArmPredictions(result.generator, result.generator_revision, role, result.ratio, result.n_synthetic, seeds)
+
+    result = submission.result
+    baseline = arm("result.baseline", result.baseline)
+    arms = [arm(f"result.arms[{i}]", a) for i, a in enumerate(result.arms)]
+    if baseline is None or None in arms:
+        return None
+    own = [a for a in arms if a.generator == submission.generator]
+    return TaskPredictions(task, splits, baseline, own, [a for a in arms if a.generator != submission.generator])
+
+
+def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]]:
+    """Every leaf where the stored value is not the recomputed one (floats to 1e-9 relative)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return [d for key in expected for d in _differences(expected[key], actual.get(key), f"{field}.{key}")]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in _differences(e, a, f"{field}[{i}]")]
+    if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12):
+            return []
+    elif expected == actual:
+        return []
+    return [(field, f"is {actual!r}; recomputed from the stored predictions: {expected!r}")]

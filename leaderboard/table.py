@@ -1,0 +1,109 @@
+"""The leaderboard's data: one row per (suite, task, generator, ratio, reference) from `submissions/`.
+
+Reads submission files only (through cxrbench's schemas), never model code: what CI validated is
+what is shown. Per-seed scores and the generator cards are kept beside the table for the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cxrbench.errors import ConfigError, SubmissionError
+from cxrbench.submission import (CARD_FILE, GeneratorCard, TaskSubmission, load_card, load_task_submission,
+                                 pydantic_problems, task_files)
+
+COLUMNS = ["suite", "task", "metric", "generator", "role", "conditioning", "ratio", "reference", "delta",
+           "t_ci_low", "t_ci_high", "boot_ci_low", "boot_ci_high", "p_value", "p_holm", "p_bonferroni",
+           "reference_score", "arm_score", "arm_std", "n_seeds", "verified", "date", "revision",
+           "generator_revision"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One submission folder: its card and its task files."""
+
+    folder: Path
+    card: GeneratorCard
+    tasks: list[TaskSubmission]
+
+
+def load_entries(root: Path) -> list[Entry]:
+    """Every submission under `root`; unreadable files raise one SubmissionError listing them all."""
+    if not root.is_dir():
+        raise SubmissionError([(str(root), "", "no such submissions folder")])
+    entries, problems = [], []
+    for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).exists()):
+        try:
+            card = load_card(folder / CARD_FILE)
+        except SubmissionError as error:
+            problems += error.problems
+            continue
+        tasks = []
+        for path in task_files(folder):
+            try:
+                tasks.append(load_task_submission(path))
+            except (OSError, ValueError) as error:
+                problems += pydantic_problems(str(path), error)
+        entries.append(Entry(folder, card, tasks))
+    if problems:
+        raise SubmissionError(problems)
+    return entries
+
+
+def _rows(entry: Entry) -> list[dict]:
+    card, rows = entry.card, []
+    for sub in entry.tasks:
+        arms = {(a.generator, a.ratio): a for a in sub.result.arms}
+        role = next(m.role for m in sub.generators if m.name == sub.generator)
+        for c in sub.result.comparisons:
+            rows.append({
+                "suite": sub.suite, "task": sub.task, "metric": sub.result.task.metric, "generator": sub.generator,
+                "role": role, "conditioning": ",".join(card.conditioning), "ratio": c.ratio, "reference": c.reference,
+                "delta": c.delta, "t_ci_low": c.t_ci[0], "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0],
+                "boot_ci_high": c.boot_ci[1], "p_value": c.p_value, "p_holm": c.p_holm,
+                "p_bonferroni": c.p_bonferroni, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
+                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, "verified": sub.verified,
+                "date": sub.created.date().isoformat(), "revision": card.revision,
+                "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
+                **{f"fidelity_{k}": v for k, v in sub.fidelity.items()},
+                **{f"privacy_{k}": v for k, v in sub.privacy.items()},
+            })
+    return rows
+
+
+def build_table(root: Path) -> pd.DataFrame:
+    """The leaderboard table; fidelity_* / privacy_* columns appear where some submission reports them."""
+    rows = [row for entry in load_entries(root) for row in _rows(entry)]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    return table.sort_values(["suite", "task", "reference", "delta"], ascending=[True, True, True, False],
+                             ignore_index=True)
+
+
+def seed_scores(entry: Entry) -> pd.DataFrame:
+    """Per-seed scores of the generator's arms and of the arms they were compared with."""
+    rows = [{"suite": sub.suite, "task": sub.task, "arm": arm.generator, "ratio": arm.ratio, "seed": s.seed,
+             "score": s.score}
+            for sub in entry.tasks for arm in [sub.result.baseline, *sub.result.arms] for s in arm.seeds]
+    return pd.DataFrame(rows)
+
+
+def write_table(table: pd.DataFrame, out: Path) -> None:
+    """Parquet or JSON records by suffix, written to a temp file and renamed into place."""
+    from cxrbench.cache import write_atomic
+
+    if out.suffix == ".parquet":
+        import io
+
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    elif out.suffix == ".json":
+        data = table.to_json(orient="records", indent=1, double_precision=15).encode()
+    else:
+        raise ConfigError(f"{out}: the table file must end in .parquet or .json")
+    write_atomic(out, data)

@@ -1,0 +1,1 @@
+"""The leaderboard app's pages: ranking (table and charts), one generator, the protocol in words."""

@@ -1,0 +1,25 @@
+"""The sidebar filters shared by the ranking page: suite, task, conditioning, reference, verified only."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+
+def filtered(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the sidebar's choices keep (one suite and task at a time; the reference real_only by default)."""
+    if table.empty:
+        return table
+    suite = st.sidebar.selectbox("Suite", sorted(table["suite"].unique()), key="suite")
+    rows = table[table["suite"] == suite]
+    task = st.sidebar.selectbox("Task", sorted(rows["task"].unique()), key="task")
+    rows = rows[rows["task"] == task]
+    kinds = sorted({kind for value in table["conditioning"] for kind in value.split(",")})
+    conditioning = st.sidebar.multiselect("Conditioning", kinds, default=kinds, key="conditioning")
+    rows = rows[rows["conditioning"].map(lambda value: bool(set(value.split(",")) & set(conditioning)))]
+    references = sorted(rows["reference"].unique(), key=lambda name: (name != "real_only", name))
+    reference = st.sidebar.selectbox("Compared with", references, key="reference") if references else None
+    rows = rows[rows["reference"] == reference]
+    if st.sidebar.checkbox("Verified only", value=False, key="verified_only"):
+        rows = rows[rows["verified"]]
+    return rows

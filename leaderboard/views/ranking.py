@@ -1,0 +1,42 @@
+"""The ranking page: the filtered table sorted by Δ, the forest plot and Δ against ratio."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from cxrbench.leaderboard.views.charts import delta_by_ratio, forest
+from cxrbench.leaderboard.views.filters import filtered
+from cxrbench.leaderboard.views.text import plain
+
+SHOWN = {"generator": "generator", "ratio": "ratio", "delta": "Δ", "ci": "95% CI", "p_value": "p (one-sided)",
+         "p_holm": "p Holm", "reference_score": "reference score", "arm_score": "arm score", "verified": "verified",
+         "role": "role", "date": "date", "revision": "revision"}
+CI_KINDS = {"t over seeds (training noise)": "t_ci", "bootstrap over test patients (test-set noise)": "boot_ci"}
+
+
+def ranking_table(rows: pd.DataFrame, ci: str) -> pd.DataFrame:
+    """Plain cells (text is never rendered as HTML by st.dataframe)."""
+    shown = rows.sort_values("delta", ascending=False).assign(
+        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"])])
+    extra = [c for c in rows.columns if c.startswith(("fidelity_", "privacy_")) and rows[c].notna().any()]
+    return shown[list(SHOWN) + extra].rename(columns=SHOWN).reset_index(drop=True)
+
+
+def render(entries, table: pd.DataFrame) -> None:
+    st.title("cxrbench leaderboard")
+    st.caption("Does a generator's synthetic data make the downstream model better? Δ is the paired difference to "
+               "the reference arm over the same seeds; p is one-sided (H1: it helps), Holm-corrected within each "
+               "submission.")
+    rows = filtered(table)
+    if rows.empty:
+        st.info("No submission matches these filters.")
+        return
+    task = rows.iloc[0]
+    st.subheader(f"{plain(task['suite'])} / {plain(task['task'])}: Δ {plain(task['metric'])} vs {plain(task['reference'])}")
+    ci = CI_KINDS[st.radio("Confidence interval", list(CI_KINDS), horizontal=True, key="ci")]
+    st.dataframe(ranking_table(rows, ci), hide_index=True, width="stretch")
+    st.markdown("**Forest plot** (Δ and 95% CI; right of the dashed line helps)")
+    st.altair_chart(forest(rows, ci), width="stretch")
+    st.markdown("**Δ against the synthetic ratio**")
+    st.altair_chart(delta_by_ratio(rows, ci), width="stretch")

@@ -1,0 +1,128 @@
+"""The leaderboard: the table from submissions, the Streamlit app headless (AppTest) and in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from cxrbench.leaderboard.table import build_table, write_table
+
+REPO = Path(__file__).resolve().parents[1]
+SUBMISSIONS = REPO / "submissions"
+APP = REPO / "leaderboard" / "app.py"
+
+pytestmark = pytest.mark.skipif(not (SUBMISSIONS / "oracle" / "generator.yaml").exists(),
+                                reason="the committed submissions are missing")
+
+
+def test_table_has_one_row_per_comparison(tmp_path):
+    table = build_table(SUBMISSIONS)
+    assert {"oracle", "noise", "classic_aug"} <= set(table["generator"])
+    assert not table.duplicated(["suite", "task", "generator", "ratio", "reference"]).any()
+    oracle = table[(table["generator"] == "oracle") & (table["task"] == "phantom_cls")].iloc[0]
+    assert oracle["t_ci_low"] <= oracle["delta"] <= oracle["t_ci_high"] and oracle["verified"]
+    write_table(table, tmp_path / "board.parquet")
+    assert pd.read_parquet(tmp_path / "board.parquet").equals(table)
+
+
+@pytest.fixture()
+def app(monkeypatch) -> AppTest:
+    monkeypatch.setenv("CXRBENCH_SUBMISSIONS", str(SUBMISSIONS))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    return at.run()
+
+
+def test_every_page_renders(app):
+    for page in app.sidebar.radio(key="page").options:
+        app.sidebar.radio(key="page").set_value(page).run()
+        assert not app.exception, (page, app.exception)
+        assert app.title, page
+
+
+def test_filters_change_the_table(app):
+    before = app.dataframe[0].value
+    app.sidebar.multiselect(key="conditioning").set_value(["text"]).run()
+    only_text = app.dataframe[0].value
+    assert set(only_text["generator"]) == {"noise"} and len(only_text) < len(before)
+    app.sidebar.multiselect(key="conditioning").set_value(["label", "mask", "text"]).run()
+    app.sidebar.selectbox(key="task").set_value("phantom_seg").run()
+    assert not app.dataframe[0].value.equals(before)
+
+
+def test_generator_page_shows_card_seeds_and_gallery(app):
+    app.sidebar.radio(key="page").set_value("Generator").run()
+    app.sidebar.selectbox(key="generator").set_value("oracle").run()
+    card = app.dataframe[0].value
+    assert "cxrbench maintainers" in card["value"].tolist()
+    seeds = app.dataframe[2].value
+    assert {f"seed {i}" for i in range(5)} <= set(seeds.columns)
+    assert len(app.get("image")) >= 2
+
+
+def test_submission_text_is_shown_as_typed(tmp_path, monkeypatch):
+    folder = tmp_path / "oracle"
+    shutil.copytree(SUBMISSIONS / "oracle", folder)
+    card = folder / "generator.yaml"
+    raw = "**not bold** [link](x) # no heading"
+    card.write_text(yaml.safe_dump({**yaml.safe_load(card.read_text()), "description": raw}))
+    monkeypatch.setenv("CXRBENCH_SUBMISSIONS", str(tmp_path))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.sidebar.radio(key="page").set_value("Generator").run()
+    assert at.text[0].value == raw
+    assert not at.exception
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_real_browser_shows_the_leaderboard(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1", "--server.port",
+         str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--",
+         "--submissions", str(SUBMISSIONS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        shots = Path(os.environ.get("CXRBENCH_SCREENSHOT_DIR", tmp_path))
+        shots.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as profile:
+            flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                     "--virtual-time-budget=20000", "--window-size=1400,1100"]
+            deadline = time.monotonic() + 240  # the first load imports the app's modules on the server (slow under load)
+            while True:
+                dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+                if "Forest plot" in dom or time.monotonic() > deadline:
+                    break
+                time.sleep(3)
+            subprocess.run([*flags, f"--screenshot={shots / 'leaderboard.png'}", url], capture_output=True, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "cxrbench leaderboard" in dom and "Forest plot" in dom and "oracle" in dom
+    assert (shots / "leaderboard.png").stat().st_size > 10_000

@@ -1,0 +1,170 @@
+"""Submissions: the committed entries validate; each kind of tampering is caught with its file and field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrbench import submission
+from cxrbench.errors import SubmissionError
+from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
+from cxrbench.validate import validate
+
+REPO = Path(__file__).resolve().parents[1]
+SUBMISSIONS = REPO / "submissions"
+ENTRY = "oracle"
+CLS_FILE = "embedded__phantom_cls.json"
+
+pytestmark = pytest.mark.skipif(not (SUBMISSIONS / ENTRY / CLS_FILE).exists(),
+                                reason="the committed oracle submission is missing")
+
+
+def test_committed_submissions_validate():
+    """What CI checks: every entry under submissions/ recomputes exactly and meets the protocol."""
+    folders = validate([SUBMISSIONS])
+    assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug"}
+
+
+@pytest.fixture()
+def entry(tmp_path) -> Path:
+    folder = tmp_path / ENTRY
+    shutil.copytree(SUBMISSIONS / ENTRY, folder)
+    return folder
+
+
+def _edit_json(folder: Path, change) -> None:
+    path = folder / CLS_FILE
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _edit_predictions(folder: Path, change) -> None:
+    def rewrite(data):
+        arrays = decode_predictions(data["predictions"])
+        change(arrays)
+        data["predictions"] = encode_predictions(arrays)
+    _edit_json(folder, rewrite)
+
+
+def _edit_card(folder: Path, old: str, new: str) -> None:
+    path = folder / "generator.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def _bump(value: float) -> float:
+    return value + 0.01
+
+
+def _flip_first_predictions(arrays: dict) -> None:
+    key = next(k for k in arrays if k.startswith("oracle|1|0|test_prob"))
+    arrays[key] = 1.0 - arrays[key]
+
+
+TAMPERINGS = {
+    "edited metric": (lambda f: _edit_json(f, lambda d: d["result"]["arms"][0]["seeds"][1].update(
+        score=_bump(d["result"]["arms"][0]["seeds"][1]["score"]))), "result.arms[0].seeds[1].score"),
+    "edited mean": (lambda f: _edit_json(f, lambda d: d["result"]["baseline"].update(
+        mean=_bump(d["result"]["baseline"]["mean"]))), "result.baseline.mean"),
+    "edited CI": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0]["t_ci"].__setitem__(
+        1, _bump(d["result"]["comparisons"][0]["t_ci"][1]))), "result.comparisons[0].t_ci[1]"),
+    "edited corrected p": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0].update(p_holm=0.001)),
+                           "result.comparisons[0].p_holm"),
+    "edited predictions": (lambda f: _edit_predictions(f, _flip_first_predictions), "result.arms[0].seeds[0].score"),
+    "missing seed": (lambda f: _edit_json(f, lambda d: d["result"]["arms"][0]["seeds"].pop()),
+                     "result.arms[0].seeds: are [0, 1, 2, 3]; the protocol's seeds are [0, 1, 2, 3, 4] (missing [4]"),
+    "extra seed": (lambda f: _edit_json(f, lambda d: d["result"]["arms"][0]["seeds"].append(
+        {**d["result"]["arms"][0]["seeds"][0], "seed": 5})), "extra [5]"),
+    "wrong task version": (lambda f: _edit_json(f, lambda d: d["result"]["task"].update(version="0")),
+                           "result.task.version: is '0'"),
+    "wrong split hash": (lambda f: _edit_json(f, lambda d: d.update(split_hash="0" * 32)), "split_hash: is '0000"),
+    "predictions for other cases": (lambda f: _edit_json(f, lambda d: d.update(
+        test_ids=[f"other-{i}" for i in range(len(d["test_ids"]))])), "test_ids: are not the task's test cases"),
+    "truncated predictions": (lambda f: _edit_predictions(f, lambda a: a.update(
+        {k: v[:-1] for k, v in a.items() if k.endswith("test_prob")})), "test_prob has"),
+    "off-protocol bootstrap": (lambda f: _edit_json(f, lambda d: d["config"].update(n_boot=500)), "config.n_boot"),
+    "malformed YAML": (lambda f: _edit_card(f, "name: oracle", "name: [oracle"), "malformed YAML"),
+    "HTML in the name": (lambda f: _edit_card(f, "name: oracle", "name: <script>alert(1)</script>"),
+                         "generator.yaml: name: String should match pattern"),
+    "HTML in the authors": (lambda f: _edit_card(f, "- cxrbench maintainers", "- <img src=x onerror=alert(1)>"),
+                            "authors: Value error, must be plain text"),
+    "test-set leak": (lambda f: _edit_card(f, "split: train", "split: test"), "test-set leak"),
+    "unknown schema version": (lambda f: _edit_json(f, lambda d: d.update(schema_version="99")),
+                               "schema_version '99' is not one this cxrbench reads"),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_tampering_is_caught(entry, name):
+    tamper, expected = TAMPERINGS[name]
+    tamper(entry)
+    with pytest.raises(SubmissionError) as caught:
+        validate([entry])
+    message = str(caught.value)
+    assert expected in message, message
+    assert str(entry) in message  # every problem names its file
+
+
+def test_cli_exits_non_zero_and_lists_every_problem(entry):
+    TAMPERINGS["edited CI"][0](entry)
+    TAMPERINGS["test-set leak"][0](entry)
+    done = subprocess.run([sys.executable, "-m", "cxrbench", "validate", str(entry)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "result.comparisons[0].t_ci[1]" in done.stderr and "test-set leak" in done.stderr
+
+
+def test_old_versions_upgrade_on_load(entry, monkeypatch):
+    """A file of an older schema version is turned into the current one by the registered upgrade."""
+    path = entry / CLS_FILE
+    data = json.loads(path.read_text())
+    data["schema_version"], data["split_digest"] = "0", data.pop("split_hash")
+    path.write_text(json.dumps(data))
+
+    def upgrade(old: dict) -> dict:
+        new = {k: v for k, v in old.items() if k != "split_digest"}
+        return {**new, "split_hash": old["split_digest"], "schema_version": "1"}
+
+    monkeypatch.setitem(submission.UPGRADES, "0", upgrade)
+    loaded = load_task_submission(path)
+    assert loaded.schema_version == "1" and len(loaded.split_hash) == 32
+
+
+def test_bit_packed_masks_round_trip():
+    rng = np.random.default_rng(0)
+    arrays = {"a|1|0|test_mask": rng.random((3, 5, 7)) > 0.5, "a|1|0|test_prob": rng.random((3, 4)).astype(np.float32)}
+    decoded = decode_predictions(encode_predictions(arrays))
+    assert decoded.keys() == arrays.keys()
+    for key, value in arrays.items():
+        assert decoded[key].dtype == value.dtype and np.array_equal(decoded[key], value)
+
+
+@pytest.mark.slow
+def test_submit_rescoring_matches_the_run(tiny_run, tmp_path):
+    """`submit` re-scores through the runner's code: Δ, intervals and raw p equal the run's; only the
+    correction family (this generator's comparisons) differs."""
+    from cxrbench.submit import submit
+
+    config, cache, result = tiny_run
+    run_file = tmp_path / "run.json"
+    run_file.write_text(result.model_dump_json())
+    card = tmp_path / "oracle.yaml"
+    card.write_text((SUBMISSIONS / ENTRY / "generator.yaml").read_text())
+    written = submit(run_file, card, cache, tmp_path / "submissions")
+    assert [p.name for p in written] == ["embedded__phantom_cls.json", "embedded__phantom_seg.json"]
+    for path, task in zip(written, result.tasks):
+        stored = load_task_submission(path).result
+        ran = [c for c in task.comparisons if c.generator == "oracle"]
+        assert [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in stored.comparisons] == \
+               [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in ran]
+    with pytest.raises(SubmissionError) as caught:  # a tiny run is off-protocol, and says so
+        validate([tmp_path / "submissions" / "oracle"])
+    assert "config.train_size" in str(caught.value) and "config.n_boot" in str(caught.value)
