@@ -28,6 +28,8 @@ GENERATORS: dict[str, str] = {
     "noise": "cxrbench.generators.noise:Noise",
     "ldm_text": "cxrbench.generators.ldm.generator:TextConditionedLDM",
     "ldm_mask": "cxrbench.generators.ldm.generator:MaskConditionedLDM",
+    "ldm_text_proxy": "cxrbench.generators.ldm.refined:TextProxyLDM",
+    "ldm_mask_proxy": "cxrbench.generators.ldm.refined:MaskProxyLDM",
     "pretrained_pipeline": "cxrbench.generators.pretrained:PretrainedPipeline",
 }
 

@@ -15,7 +15,8 @@ METHODS = {
     "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val); "
              "segmentation mean per-image Dice (MONAI DiceMetric, empty target and prediction = 1)",
     "delta": "mean over seeds of (arm - reference) with the same seeds; the reference is real_only, and for a "
-             "generator also every baseline (e.g. classic_aug) run at the same ratio",
+             "generator also every baseline (e.g. classic_aug) run at the same ratio, and the generator it is a "
+             "variant of (e.g. ldm_mask for ldm_mask_proxy)",
     "t_ci": "95% t-interval of the per-seed paired differences (scipy.stats.t)",
     "boot_ci": "95% percentile bootstrap over test patients (cluster resampling, same resample for every seed "
                "and both arms)",
@@ -52,9 +53,11 @@ def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> list[TaskR
         comparisons = []
         for arm, metrics, result in scored:
             references = [(baseline, base_metrics)]
-            if generator_class(arm.generator).meta.role == "generator":
+            meta = generator_class(arm.generator).meta
+            if meta.role == "generator":
                 references += [(other, other_metrics) for other_arm, other_metrics, other in scored
-                               if other_arm.ratio == arm.ratio and generator_class(other_arm.generator).meta.role == "baseline"]
+                               if other_arm.ratio == arm.ratio and (generator_class(other_arm.generator).meta.role == "baseline"
+                                                                    or other_arm.generator == meta.variant_of)]
             comparisons += [(result, reference, compare(metrics, reference_metrics, patients, n_boot=n_boot, seed=0))
                             for reference, reference_metrics in references]
         drafts.append((plan, baseline, [result for _, _, result in scored], comparisons))
