@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from .cache import Cache
 from .cells import synthetic_set
-from .plan import plan_task
+from .plan import first_ratio_cell, plan_task
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
 
@@ -53,8 +53,7 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
     """Grade the cached (or newly made) synthetic set of `synthetic_seed` at the task's first default ratio."""
     config = config or RunConfig(tasks=[task_name], generators=[generator], device=device)
     plan = plan_task(task_name, config)
-    arm = next(a for a in plan.arms if a.generator == generator)
-    cell = next(c for c in arm.cells if c.seed == synthetic_seed)
+    arm, cell = first_ratio_cell(plan, generator, synthetic_seed)
     cache = Cache(cache_root)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits

@@ -127,6 +127,12 @@ def plan_task(name: str, config: RunConfig) -> TaskPlan:
     return TaskPlan(task, splits, seeds, baseline, arms)
 
 
+def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Cell]:
+    """The arm of `generator` at the plan's first ratio and its cell of `seed` (what agreement and review look at)."""
+    arm = next(a for a in plan.arms if a.generator == generator)
+    return arm, next(c for c in arm.cells if c.seed == seed)
+
+
 def checked_config(config: RunConfig) -> RunConfig:
     """Fail before any work on unknown names; keep only tasks that some requested generator can serve.
 

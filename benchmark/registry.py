@@ -30,6 +30,7 @@ GENERATORS: dict[str, str] = {
     "ldm_mask": "cxrbench.generators.ldm.generator:MaskConditionedLDM",
     "ldm_text_proxy": "cxrbench.generators.ldm.refined:TextProxyLDM",
     "ldm_mask_proxy": "cxrbench.generators.ldm.refined:MaskProxyLDM",
+    "ldm_mask_reviewed": "cxrbench.generators.ldm.reviewed:MaskReviewedLDM",
     "pretrained_pipeline": "cxrbench.generators.pretrained:PretrainedPipeline",
 }
 

@@ -86,25 +86,31 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
                 self.history.append(self._finetune_round(train, seed))
 
     def _finetune_round(self, train: SampleSet, seed: int) -> dict:
-        from .denoiser import train_denoiser
-        from .model import encode_latents, model_range
-        from .training import Trainer
-
         real = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
         candidates = real * self.refine.candidates_per_image
         images = super().generate(candidates, seed=FINETUNE_SEED + self.refine.rounds)
         scores = self.proxy.scores(images, candidates, device=self.device)
-        accepted = scores >= self.refine.threshold
+        return self.finetune_on(train, candidates, images, scores, scores >= self.refine.threshold, seed)
+
+    def finetune_on(self, train: SampleSet, candidates: list[Condition], images: np.ndarray, scores: np.ndarray,
+                    accepted: np.ndarray, seed: int) -> dict:
+        """One round: the denoiser learns the accepted images (weighted by score) with the real training latents."""
+        from .denoiser import train_denoiser
+        from .model import encode_latents, model_range
+        from .training import Trainer
+
         record = {"round": self.refine.rounds, "candidates": len(candidates), "accepted": int(accepted.sum()),
-                  "acceptance_rate": float(accepted.mean()), "mean_score": float(scores.mean()),
+                  "acceptance_rate": float(accepted.mean()) if len(accepted) else 0.0,
+                  "mean_score": float(scores.mean()) if len(scores) else 0.0,
                   "per_condition": acceptance_notes(candidates, np.ones(len(candidates), int), accepted,
                                                     threshold=self.refine.threshold, max_draws=1)["per_condition"]}
         log.info("%s round %d: %d of %d candidates accepted (%.0f%%)", self.meta.name, self.refine.rounds,
                  record["accepted"], record["candidates"], 100 * record["acceptance_rate"])
         if not accepted.any():
-            log.warning("%s round %d: the proxy accepted nothing; the round leaves the model as it was",
+            log.warning("%s round %d: nothing was accepted; the round leaves the model as it was",
                         self.meta.name, self.refine.rounds)
             return record
+        real = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
         chosen = [c for c, ok in zip(candidates, accepted) if ok]
         autoencoder = self.model.autoencoder
         latents = torch.cat([encode_latents(autoencoder, model_range(train.images)),
