@@ -43,7 +43,8 @@ def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> list[TaskR
     """Score every task; p-values are corrected across all comparisons of the run together.
 
     Every arm is compared with real_only; a generator's arm also with each baseline arm (role
-    "baseline", e.g. classic_aug) at the same ratio, the bar a generator must clear to be worth its compute.
+    "baseline", e.g. classic_aug) at the same ratio, the bar a generator must clear to be worth its compute,
+    and with the generator it is a variant of (`GeneratorMeta.variant_of`) when the run holds that one too.
     """
     drafts = []
     for plan in plans:

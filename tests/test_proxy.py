@@ -13,6 +13,7 @@ from cxrbench.cells import ready_generator, synthetic_set
 from cxrbench.conditions import LabelCondition
 from cxrbench.generators.ldm.proxy import PROXY_SEED
 from cxrbench.generators.ldm.selection import rejection_sample
+from cxrbench.registry import get_task
 from cxrbench.plan import FIT_STAGE, SYNTHETIC_STAGE, first_ratio_cell, plan_task
 from cxrbench.agreement import JUDGE_SEED
 from cxrbench.samples import SampleSet, Splits
@@ -105,3 +106,32 @@ def test_the_proxy_never_sees_val_or_test(refined):
         trained_on = json.loads((proxy_dir / "proxy.json").read_text())["trained_on"]
         assert sorted(trained_on) == sorted(plan.splits.train.sample_ids.tolist())
         assert all(np.isfinite(w).all() for w in load_file(proxy_dir / "proxy.safetensors").values())
+
+
+def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
+    """Scoring adds proxy-vs-plain to the usual comparisons with real_only (stored predictions faked)."""
+    from types import SimpleNamespace
+
+    from cxrbench import scoring
+    from cxrbench.plan import Arm
+    from cxrbench.schemas import ArmResult
+    from cxrbench.stats import MeanOfCases
+
+    level = {"real_only": 0.5, "ldm_mask": 0.6, "ldm_mask_proxy": 0.7}
+
+    def arm_metrics(plan, arm, cache):
+        n = len(splits.test)
+        metrics = [MeanOfCases(np.full(n, level[arm.generator]) + 0.01 * np.arange(n) % 3 * s) for s in range(3)]
+        return metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio, n_real=4,
+                                  n_synthetic=8, seeds=[], mean=level[arm.generator], std=0.0)
+
+    monkeypatch.setattr(scoring, "_arm_metrics", arm_metrics)
+    task = get_task("phantom_seg")
+    splits = task.load(None, train_size=16)
+    plan = SimpleNamespace(task=task, splits=splits,
+                           baseline=Arm("real_only", "-", 0.0, []),
+                           arms=[Arm("ldm_mask_proxy", "a", 2.0, []), Arm("ldm_mask", "b", 2.0, [])])
+    (result,) = scoring.score_run([plan], cache=None, n_boot=100)
+    pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
+    assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
+                     ("ldm_mask", "real_only"): 0.1}

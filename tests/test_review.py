@@ -84,7 +84,7 @@ def test_bad_feedback_lines_are_counted_and_skipped(small_set):
 @pytest.mark.slow
 def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_path):
     tiny = {"preset": "tiny"}
-    config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask"], train_size=16, ratios=[0.5],
+    config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask"], train_size=16,
                        generator_config={"ldm_mask": tiny})
     reviewed = SyntheticManifest.model_validate_json((reviewed_set("phantom_seg", "ldm_mask", tmp_path / "cache", config)
                                                       / MANIFEST).read_text())
@@ -98,7 +98,7 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
                                              generator_revision=reviewed.generator_revision, task="phantom_seg",
                                              verdict="reject"))
     variant = {**tiny, "feedback": str(feedback), "refine": {"rounds": 0}}
-    next_config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask_reviewed"], train_size=16, ratios=[0.5],
+    next_config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask_reviewed"], train_size=16,
                             generator_config={"ldm_mask_reviewed": variant})
     plan = plan_task("phantom_seg", next_config)
     _, cell = first_ratio_cell(plan, "ldm_mask_reviewed", 0)
