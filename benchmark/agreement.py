@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from .cache import Cache
 from .cells import synthetic_set
-from .plan import plan_task
+from .plan import first_ratio_cell, plan_task
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
 
@@ -54,8 +54,7 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
     config = config or RunConfig(tasks=[task_name], generators=[generator], device=device)
     cache = Cache(cache_root)
     plan = plan_task(task_name, config, cache.root)
-    arm = next(a for a in plan.arms if a.generator == generator)
-    cell = next(c for c in arm.cells if c.seed == synthetic_seed)
+    arm, cell = first_ratio_cell(plan, generator, synthetic_seed)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits
     graded = Splits(real.train, real.val, SampleSet.concat([real.test, synthetic]))

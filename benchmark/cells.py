@@ -15,7 +15,7 @@ import numpy as np
 
 from .cache import Cache
 from .generator import Generator
-from .plan import FIT_SEED, FIT_STAGE, SYNTHETIC_STAGE, DOWNSTREAM_STAGE, Cell
+from .plan import FIT_SEED, FIT_STAGE, SYNTHETIC_STAGE, DOWNSTREAM_STAGE, Cell, fit_key
 from .registry import generator_class, get_task
 from .samples import SampleSet, Splits
 from .synthetic import read_synthetic_set, write_synthetic_set
@@ -40,14 +40,23 @@ def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
         with tempfile.TemporaryDirectory() as workdir:
             generator.fit(train, seed=FIT_SEED, workdir=Path(workdir))
         return generator
+    return fitted(generator, cache, train, cell.data_key)
+
+
+def fitted(generator: Generator, cache: Cache, train: SampleSet, data: str) -> Generator:
+    """`generator` loaded from its cached fit, fitting it (after the generator it refines, if any) when missing."""
     stage = FIT_STAGE[0]
-    if not cache.is_complete(stage, cell.fit_key):
-        with cache.writing(stage, cell.fit_key, {"generator": cell.generator, "config": cell.generator_config}) as out:
+    key = fit_key(generator, data)
+    if not cache.is_complete(stage, key):
+        parent = generator.refines()
+        if parent is not None:
+            generator.start_from(fitted(parent, cache, train, data))
+        with cache.writing(stage, key, {"generator": generator.meta.name, "config": generator.config}) as out:
             with tempfile.TemporaryDirectory() as workdir:
                 generator.fit(train, seed=FIT_SEED, workdir=Path(workdir))
             generator.save(out)
-    generator.load(cache.path(stage, cell.fit_key))
-    generator.mark_fitted(cell.fit_key)
+    generator.load(cache.path(stage, key))
+    generator.mark_fitted(key)
     return generator
 
 
@@ -60,7 +69,7 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
         images = generator.checked_generate(conditions, seed=cell.seed)
         with cache.writing(stage, cell.synthetic_key, {"generator": cell.generator, "seed": cell.seed}) as out:
             write_synthetic_set(out, images, conditions, generator=cell.generator, revision=generator.revision(),
-                                task=cell.task, seed=cell.seed)
+                                task=cell.task, seed=cell.seed, notes=generator.generation_notes())
     return read_synthetic_set(cache.path(stage, cell.synthetic_key), task.meta.labels)
 
 

@@ -191,6 +191,31 @@ def agreement(
 
 
 @app.command()
+def review(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="The generator whose images to review.")],
+    task: Annotated[str, typer.Option(help="The task whose conditions it was asked for.")],
+    reviewer: Annotated[str, typer.Option(help="Your name, recorded with each verdict.")] = "",
+    feedback: Annotated[Optional[Path], typer.Option(help="JSONL file verdicts are appended to.")] = None,
+    train_size: Annotated[Optional[int], typer.Option(help="Real training images (as in the run).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    port: Annotated[int, typer.Option(help="Port of the review page.")] = 8502,
+) -> None:
+    """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""
+    from .review import open_review_page, reviewed_set
+    from .schemas import RunConfig
+
+    with _one_line_errors():
+        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, train_size=train_size,
+                           generator_config=_generator_config(generator_config))
+        set_dir = reviewed_set(task, generator, cache_dir, config)
+    feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"
+    console.print(f"reviewing {set_dir}; verdicts go to {feedback}")
+    raise typer.Exit(code=open_review_page(set_dir, feedback, reviewer, port))
+
+
+@app.command()
 def report(
     path: Annotated[Path, typer.Argument(help="A RunResult JSON written by `cxrbench run`.")],
     fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,

@@ -35,6 +35,22 @@ class Generator(ABC):
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
         """Images (N, H, W) float32 in [0, 1] at the task's resolution, one per condition, in order."""
 
+    def refines(self) -> Generator | None:
+        """The generator whose fitted state this one continues from, or None.
+
+        The runner fits (or loads) that one first, under its own fit key, and hands it to
+        `start_from` before `fit`: so each round of a fine-tuning chain is cached as its own fit.
+        """
+        return None
+
+    def start_from(self, parent: Generator) -> None:
+        """Take over the fitted state of `refines()`'s generator; `fit` then refines it."""
+        raise GeneratorError(f"{self.meta.name} refines no other generator")
+
+    def generation_notes(self) -> dict[str, Any]:
+        """What the last `generate` call wants recorded in its synthetic set's manifest (e.g. acceptance rates)."""
+        return {}
+
     def save(self, directory: Path) -> None:
         """Write what `load` needs (trainable generators only)."""
 

@@ -46,6 +46,8 @@ class Cell:
     n_synthetic: int = 0
     synthetic_key: str | None = None
     fit_key: str | None = None
+    data_key: str = ""
+    """The task data's key: fit keys of the generators a generator refines are computed from it."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios
-    common = {"task": name, "train_size": config.train_size, "device": config.device,
+    common = {"task": name, "train_size": config.train_size, "device": config.device, "data_key": data,
               "data_root": None if config.data_root is None else str(config.data_root)}
     recipe = task.recipe()
 
@@ -123,6 +125,12 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
                                   synthetic_key=synthetic, fit_key=fitted, **common))
             arms.append(Arm(generator_name, revision, ratio, cells))
     return TaskPlan(task, splits, seeds, baseline, arms)
+
+
+def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Cell]:
+    """The arm of `generator` at the plan's first ratio and its cell of `seed` (what agreement and review look at)."""
+    arm = next(a for a in plan.arms if a.generator == generator)
+    return arm, next(c for c in arm.cells if c.seed == seed)
 
 
 def checked_config(config: RunConfig) -> RunConfig:

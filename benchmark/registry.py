@@ -34,6 +34,9 @@ GENERATORS: dict[str, str] = {
     "noise": "cxrbench.generators.noise:Noise",
     "ldm_text": "cxrbench.generators.ldm.generator:TextConditionedLDM",
     "ldm_mask": "cxrbench.generators.ldm.generator:MaskConditionedLDM",
+    "ldm_text_proxy": "cxrbench.generators.ldm.refined:TextProxyLDM",
+    "ldm_mask_proxy": "cxrbench.generators.ldm.refined:MaskProxyLDM",
+    "ldm_mask_reviewed": "cxrbench.generators.ldm.reviewed:MaskReviewedLDM",
     "pretrained_pipeline": "cxrbench.generators.pretrained:PretrainedPipeline",
 }
 

@@ -53,6 +53,8 @@ class GeneratorMeta(BaseModel):
     extra: str | None = Field(default=None, description="The pip extra its heavy dependencies come with.")
     suites: list[str] | None = Field(default=None, description="Suites it can serve (None: all).")
     verified: bool = Field(default=True, description="False for third-party generators from entry points.")
+    variant_of: str | None = Field(default=None, description="The generator this one refines (e.g. by a proxy "
+                                   "filter); a run holding both compares them directly.")
 
 
 class RunConfig(BaseModel):

@@ -19,7 +19,8 @@ METHODS = {
     "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val); "
              "segmentation mean per-image Dice (MONAI DiceMetric, empty target and prediction = 1)",
     "delta": "mean over seeds of (arm - reference) with the same seeds; the reference is real_only, and for a "
-             "generator also every baseline (e.g. classic_aug) run at the same ratio",
+             "generator also every baseline (e.g. classic_aug) run at the same ratio, and the generator it is a "
+             "variant of (e.g. ldm_mask for ldm_mask_proxy)",
     "t_ci": "95% t-interval of the per-seed paired differences (scipy.stats.t)",
     "boot_ci": "95% percentile bootstrap over test patients (cluster resampling, same resample for every seed "
                "and both arms)",
@@ -40,6 +41,8 @@ class ArmPredictions:
     n_synthetic: int
     seeds: list[tuple[int, str, Predictions]]
     """(seed, cell key, predictions) in seed order."""
+    variant_of: str | None = None
+    """The generator this arm's generator refines (e.g. ldm_mask for ldm_mask_proxy): also a reference."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> list[Task
 
     Every arm is compared with real_only; an arm of role "generator" also with each reference arm
     (role "baseline", e.g. classic_aug) at the same ratio, the bar a generator must clear to be worth
-    its compute. The runner and the submission validator both score through here, so a submitted
+    its compute, and with the generator it is a variant of (`GeneratorMeta.variant_of`, e.g. ldm_mask
+    for ldm_mask_proxy) when the call holds that one too. The runner and the submission validator both score through here, so a submitted
     number is recomputed by the very code that produced it.
     """
     drafts = []
@@ -85,8 +89,8 @@ def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> list[Task
             metrics, result = scored[id(arm)]
             references = [(baseline, base_metrics)]
             if arm.role == "generator":
-                references += [scored[id(ref)][::-1] for ref in item.references
-                               if ref.ratio == arm.ratio and ref.role == "baseline"]
+                references += [scored[id(ref)][::-1] for ref in unique if ref.ratio == arm.ratio and ref is not arm
+                               and (ref.role == "baseline" or ref.generator == arm.variant_of)]
             comparisons += [(result, reference, compare(metrics, reference_metrics, patients, n_boot=n_boot, seed=0))
                             for reference, reference_metrics in references]
         drafts.append((item, baseline, [scored[id(arm)][1] for arm in unique], comparisons))
@@ -110,10 +114,11 @@ def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> list[Task
 
 def arm_predictions(arm: Arm, cache: Cache) -> ArmPredictions:
     """A planned arm's predictions, read from the cache."""
-    return ArmPredictions(generator=arm.generator, revision=arm.revision,
-                          role=generator_class(arm.generator).meta.role, ratio=arm.ratio,
+    meta = generator_class(arm.generator).meta
+    return ArmPredictions(generator=arm.generator, revision=arm.revision, role=meta.role, ratio=arm.ratio,
                           n_synthetic=arm.cells[0].n_synthetic,
-                          seeds=[(cell.seed, cell.key, load_predictions(cache, cell)) for cell in arm.cells])
+                          seeds=[(cell.seed, cell.key, load_predictions(cache, cell)) for cell in arm.cells],
+                          variant_of=meta.variant_of)
 
 
 def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> list[TaskResult]:

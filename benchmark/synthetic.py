@@ -7,12 +7,14 @@ downstream model sees; the manifest records the condition, seed, generator revis
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .conditions import Condition
 from .errors import DataError
@@ -35,27 +37,36 @@ class SyntheticManifest(BaseModel):
     task: str
     seed: int
     entries: list[SyntheticEntry]
+    notes: dict[str, Any] = Field(default_factory=dict, description="What the generator recorded (e.g. a filter's acceptance rates).")
 
 
-def _png16(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16))
+def png16_bytes(image: np.ndarray) -> bytes:
+    """The image as a 16-bit PNG file's bytes: what is stored, and what its sha256 names."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_sha256(image: np.ndarray) -> str:
+    """The hash the manifest (and reviewer feedback) gives this image."""
+    return hashlib.sha256(png16_bytes(image)).hexdigest()
 
 
 def write_synthetic_set(directory: Path, images: np.ndarray, conditions: list[Condition], *, generator: str,
-                        revision: str, task: str, seed: int) -> None:
+                        revision: str, task: str, seed: int, notes: dict[str, Any] | None = None) -> None:
     (directory / "images").mkdir(parents=True)
     entries = []
     for i, (image, condition) in enumerate(zip(images, conditions, strict=True)):
         name = f"images/{i:06d}.png"
-        _png16(image).save(directory / name)
+        encoded = png16_bytes(image)
+        (directory / name).write_bytes(encoded)
         mask_file = None
         if condition.kind == "mask":
             mask_file = f"images/{i:06d}_mask.png"
             Image.fromarray(condition.mask.astype(np.uint8) * 255).save(directory / mask_file)
-        digest = hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        entries.append(SyntheticEntry(file=name, sha256=digest, mask_file=mask_file, condition=condition))
+        entries.append(SyntheticEntry(file=name, sha256=hashlib.sha256(encoded).hexdigest(), mask_file=mask_file, condition=condition))
     manifest = SyntheticManifest(generator=generator, generator_revision=revision, task=task, seed=seed,
-                                 entries=entries)
+                                 entries=entries, notes=notes or {})
     (directory / MANIFEST).write_text(manifest.model_dump_json(indent=1))
     write_grid(directory / GRID, images, conditions)
 
@@ -86,21 +97,27 @@ def read_synthetic_set(directory: Path, label_names: list[str]) -> SampleSet:
 def write_grid(path: Path, images: np.ndarray, conditions: list[Condition], *, per_row: int = 8,
                max_images: int = 32) -> None:
     """A contact sheet ordered by condition (labels, then mask presence), mask outlines in red."""
-    from scipy.ndimage import binary_erosion
-
     order = sorted(range(len(images)), key=lambda i: json.dumps(conditions[i].labels, sort_keys=True))
     chosen = _spread(order, max_images)
     size = images.shape[1]
     rows = (len(chosen) + per_row - 1) // per_row
     sheet = np.zeros((rows * (size + 2), per_row * (size + 2), 3), np.uint8)
     for slot, i in enumerate(chosen):
-        tile = np.repeat((np.clip(images[i], 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
-        if conditions[i].kind == "mask":
-            edge = conditions[i].mask & ~binary_erosion(conditions[i].mask)
-            tile[edge] = (255, 40, 40)
+        tile = with_condition(images[i], conditions[i])
         r, c = divmod(slot, per_row)
         sheet[r * (size + 2) : r * (size + 2) + size, c * (size + 2) : c * (size + 2) + size] = tile
     Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def with_condition(image: np.ndarray, condition: Condition) -> np.ndarray:
+    """The image as 8-bit RGB, with the requested mask's outline in red for a mask condition."""
+    from scipy.ndimage import binary_erosion
+
+    tile = np.repeat((np.clip(image, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    if condition.kind == "mask":
+        mask = np.asarray(condition.mask, dtype=bool)
+        tile[mask & ~binary_erosion(mask)] = (255, 40, 40)
+    return tile
 
 
 def _spread(order: list[int], k: int) -> list[int]:

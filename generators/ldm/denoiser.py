@@ -30,9 +30,15 @@ def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_size: in
     )
 
 
-def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: list[Condition], trainer: Trainer) -> None:
-    """Noise prediction on the (fixed) training latents; conditions dropped at random for guidance."""
-    config = model.config.denoiser
+def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: list[Condition], trainer: Trainer, *,
+                   weights: torch.Tensor | None = None, config: DenoiserConfig | None = None) -> None:
+    """Noise prediction on the (fixed) training latents; conditions dropped at random for guidance.
+
+    `weights` (N,) weigh each latent's loss (rejection-sampling fine-tuning weighs by proxy score);
+    `config` overrides the model's own denoiser settings (fine-tuning runs fewer, smaller steps).
+    """
+    config = config or model.config.denoiser
+    weights = torch.ones(len(latents)) if weights is None else weights.float()
     schedule = noise_schedule()
     parts = torch.nn.ModuleList([model.denoiser, model.encoder])
     ema = EMAModel(parts.parameters(), decay=config.ema_decay, use_ema_warmup=True)
@@ -41,7 +47,7 @@ def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: li
     rows = torch.arange(len(latents))
     latent_size = latents.shape[-1]
 
-    def loss_of(clean: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def loss_of(clean: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         batch = [conditions[i] for i in index.tolist()]
         drop = torch.rand(len(batch), generator=trainer.generator, device=trainer.device) < config.condition_dropout
         inputs = model.condition_inputs(batch, latent_size, drop=drop)
@@ -49,8 +55,10 @@ def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: li
         t = torch.randint(0, schedule.config.num_train_timesteps, (len(batch),), generator=trainer.generator,
                           device=trainer.device)
         noisy = schedule.add_noise(clean, noise, t)
-        return F.mse_loss(model.predict_noise(noisy, t, model.encode(inputs)).float(), noise)
+        per_latent = F.mse_loss(model.predict_noise(noisy, t, model.encode(inputs)).float(), noise,
+                                reduction="none").mean(dim=(1, 2, 3))
+        return (per_latent * weight).sum() / weight.sum().clamp_min(1e-8)
 
-    trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows), config.steps, config.batch_size, loss_of,
+    trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows, weights), config.steps, config.batch_size, loss_of,
                  after_step=lambda: ema.step(parts.parameters()))
     ema.copy_to(parts.parameters())

@@ -31,15 +31,20 @@ FIT_VERSION = "1"
 class LatentDiffusionGenerator(Generator):
     trainable = True
     uses_mask: ClassVar[bool]
+    own_sections: ClassVar[tuple[str, ...]] = ()
+    """Config sections a variant reads itself; the rest configures the latent diffusion model."""
 
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
-        self.settings: LDMConfig = resolve_config(self.config, task.resolution)
+        self.settings: LDMConfig = resolve_config(self.ldm_config(), task.resolution)
         levels = len(self.settings.autoencoder.block_out_channels)
         if task.resolution % 2 ** (levels - 1):
             raise GeneratorError(f"resolution {task.resolution} is not divisible by the autoencoder's "
                                  f"downsampling {2 ** (levels - 1)} (preset {self.settings.preset})")
         self.model = None
+
+    def ldm_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.items() if k not in self.own_sections}
 
     def fit_identity(self) -> dict[str, Any]:
         """The resolved model and training settings; the sampler's settings do not change what is fitted."""
@@ -57,16 +62,14 @@ class LatentDiffusionGenerator(Generator):
         from .autoencoder import train_autoencoder
         from .context import ConditionEncoder, build_tokenizer, prompt_of
         from .denoiser import build_denoiser, train_denoiser
-        from .model import LatentDiffusion
+        from .model import LatentDiffusion, encode_latents, model_range
         from .training import Trainer
 
         trainer = Trainer(self.device, seed, self.settings.mixed_precision)
-        images = torch.from_numpy(train.images[:, None] * 2 - 1)
+        images = model_range(train.images)
         log.info("%s: training the autoencoder on %d images", self.meta.name, len(images))
         autoencoder = train_autoencoder(images, self.settings.autoencoder, trainer)
-        with torch.no_grad():
-            latents = torch.cat([autoencoder.encode(chunk.to(self.device)).latent_dist.mode()
-                                 for chunk in images.split(64)]) * autoencoder.config.scaling_factor
+        latents = encode_latents(autoencoder, images)
         conditions = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
         denoiser_config = self.settings.denoiser
         tokenizer = build_tokenizer(prompt_of(c) for c in conditions)

@@ -95,6 +95,18 @@ class LatentDiffusion:
                    tokenizer=load_tokenizer(directory))
 
 
+def model_range(images: np.ndarray) -> torch.Tensor:
+    """Pipeline images (N, H, W) in [0, 1] -> the autoencoder's input (N, 1, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.asarray(images, dtype=np.float32)[:, None] * 2 - 1)
+
+
+@torch.no_grad()
+def encode_latents(autoencoder: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """The scaled latents the denoiser learns from (the posterior's mode), in chunks of 64 images."""
+    return torch.cat([autoencoder.encode(chunk.to(autoencoder.device)).latent_dist.mode()
+                      for chunk in images.split(64)]) * autoencoder.config.scaling_factor
+
+
 def mask_channels(conditions: list[Condition], latent_size: int, drop: torch.Tensor) -> torch.Tensor:
     """(B, 2, h, w): each mask area-averaged to latent size (a soft mask), and the 'mask given' flag."""
     masks = []

@@ -29,12 +29,19 @@ def build_classifier(name: ClassifierName, n_labels: int):
                          nn.Linear(64, n_labels))
 
 
+def fit_classifier(images: np.ndarray, labels: np.ndarray, *, model: ClassifierName, schedule: Schedule, seed: int,
+                   device: str):
+    """The recipe's classifier trained on (images, multi-hot labels); call inside `deterministic_cell(seed)`."""
+    import torch.nn as nn
+
+    net = build_classifier(model, labels.shape[1])
+    fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
+    return net
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, predict_on: dict[str, np.ndarray], *,
                      model: ClassifierName, schedule: Schedule, seed: int, device: str) -> dict[str, np.ndarray]:
     """Train on (images, multi-hot labels); return sigmoid probabilities for each array in `predict_on`."""
-    import torch.nn as nn
-
     with deterministic_cell(seed):
-        net = build_classifier(model, labels.shape[1])
-        fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
+        net = fit_classifier(images, labels, model=model, schedule=schedule, seed=seed, device=device)
         return {name: predict(net, x[:, None], device=device) for name, x in predict_on.items()}

@@ -1,0 +1,35 @@
+"""`cxrbench review`: find (or make) a generator's reviewed synthetic set and open the review page on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .cache import Cache
+from .cells import synthetic_set
+from .plan import SYNTHETIC_STAGE, first_ratio_cell, plan_task
+from .schemas import RunConfig
+
+REVIEWED_SEED = 0
+"""Reviewers judge the synthetic set of this seed at the task's first default ratio (as `ldm_mask_reviewed` expects)."""
+
+
+def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig) -> Path:
+    """The folder of the synthetic set reviewers judge, made now if the cache lacks it."""
+    plan = plan_task(task, config)
+    _, cell = first_ratio_cell(plan, generator, REVIEWED_SEED)
+    cache = Cache(cache_root)
+    synthetic_set(cell, cache, plan.splits)
+    return cache.path(SYNTHETIC_STAGE[0], cell.synthetic_key)
+
+
+def open_review_page(set_dir: Path, feedback: Path, reviewer: str, port: int) -> int:
+    """Serve the review page (blocks until Streamlit stops); returns Streamlit's exit code."""
+    page = Path(__file__).with_name("review_page.py")
+    env = {**os.environ, "CXRBENCH_REVIEW_SET": str(set_dir.resolve()), "CXRBENCH_REVIEW_FEEDBACK": str(feedback.resolve()),
+           "CXRBENCH_REVIEWER": reviewer}
+    command = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
+               "--server.port", str(port)]
+    return subprocess.call(command, env=env)

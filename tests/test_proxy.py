@@ -1,0 +1,137 @@
+"""Proxy filtering and fine-tuning (tiny preset): rejection sampling, cached rounds, notes, leakage guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from cxrbench.cache import Cache
+from cxrbench.cells import ready_generator, synthetic_set
+from cxrbench.conditions import LabelCondition
+from cxrbench.generators.ldm.proxy import PROXY_SEED
+from cxrbench.generators.ldm.selection import rejection_sample
+from cxrbench.registry import get_task
+from cxrbench.plan import FIT_STAGE, SYNTHETIC_STAGE, first_ratio_cell, plan_task
+from cxrbench.agreement import JUDGE_SEED
+from cxrbench.samples import SampleSet, Splits
+from cxrbench.schemas import RunConfig
+from cxrbench.synthetic import MANIFEST, SyntheticManifest
+from cxrbench.tasks.embedded.tasks import PhantomSegmentation
+
+TINY_PROXY = {"preset": "tiny", "refine": {"rounds": 1, "finetune_steps": 2, "max_draws": 2}}
+
+
+def test_rejection_sampling_redraws_only_the_rejected_and_always_delivers():
+    conditions = [LabelCondition(labels={"a": i % 2}) for i in range(6)]
+    seeds_seen = []
+
+    def generate(asked, seed):
+        seeds_seen.append((seed, len(asked)))
+        return np.full((len(asked), 2, 2), float(seed != 3), np.float32)
+
+    def score(images, asked):  # condition a=1 is never accepted; a=0 only from the second draw on
+        return np.array([0.0 if c.labels["a"] else float(img[0, 0] > 0) for img, c in zip(images, asked)])
+
+    images, scores, notes = rejection_sample(generate, score, conditions, seed=3, threshold=0.5, max_draws=3)
+    assert images.shape == (6, 2, 2) and seeds_seen[0] == (3, 6)  # draw 0 is the plain generator's seed
+    assert [n for _, n in seeds_seen] == [6, 6, 3]  # only still-rejected conditions are drawn again
+    assert notes["requested"] == 6 and notes["drawn"] == 15 and notes["accepted"] == 3
+    assert notes["delivered_below_threshold"] == 3
+    assert notes["per_condition"]['{"a": 0}'] == {"drawn": 6, "accepted": 3, "acceptance_rate": 0.5}
+    assert notes["per_condition"]['{"a": 1}']["acceptance_rate"] == 0.0
+
+
+def _poisoned(clean_load):
+    """Val and test images NaN and renamed: any model that saw them would carry NaN weights or those ids."""
+    def load(self, root, *, train_size=None):
+        splits = clean_load(self, root, train_size=train_size)
+
+        def poison(part: SampleSet) -> SampleSet:
+            ids = np.array([f"poison/{i}" for i in part.sample_ids])
+            return SampleSet(np.full_like(part.images, np.nan), part.labels, part.masks, part.patient_ids, ids)
+        return Splits(splits.train, poison(splits.val), poison(splits.test))
+    return load
+
+
+@pytest.fixture(scope="module")
+def refined(tmp_path_factory):
+    """ldm_mask_proxy (tiny, one round) fitted and sampled through the runner's path, on poisoned val/test."""
+    config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask_proxy"], train_size=16, ratios=[0.25],
+                       generator_config={"ldm_mask_proxy": TINY_PROXY})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PhantomSegmentation, "load", _poisoned(PhantomSegmentation.load))
+        plan = plan_task("phantom_seg", config)
+        _, cell = first_ratio_cell(plan, "ldm_mask_proxy", 0)
+        cache = Cache(tmp_path_factory.mktemp("proxy-cache"))
+        synthetic_set(cell, cache, plan.splits)
+    return plan, cell, cache, ready_generator(cell, cache, plan.splits.train)
+
+
+def test_each_round_is_its_own_cached_fit_with_its_acceptance_rate(refined):
+    plan, _, cache, generator = refined
+    fits = list((cache.root / FIT_STAGE[0]).glob("*/*/ldm.json"))
+    assert len(fits) == 3  # plain ldm_mask, round 0 (proxy trained), round 1 (fine-tuned)
+    assert len([f for f in fits if (f.parent / "rounds.json").is_file()]) == 2
+    (round_one,) = generator.history
+    assert round_one["round"] == 1
+    assert round_one["candidates"] == generator.refine.candidates_per_image * len(plan.splits.train)
+    assert 0 <= round_one["acceptance_rate"] <= 1 and set(round_one["per_condition"]) <= {
+        '{"pneumothorax": 0}', '{"pneumothorax": 1}'}
+
+
+def test_filtered_generation_delivers_the_count_and_records_acceptance(refined):
+    plan, cell, cache, generator = refined
+    manifest = SyntheticManifest.model_validate_json(
+        (cache.path(SYNTHETIC_STAGE[0], cell.synthetic_key) / MANIFEST).read_text())
+    assert manifest.notes["filter"] == "proxy" and manifest.notes["requested"] == len(manifest.entries) == 4
+    conditions = plan.task.conditions(plan.splits.train, 6, seed=1)
+    images = generator.checked_generate(conditions, seed=2)
+    notes = generator.generation_notes()
+    assert images.shape == (6, 64, 64)
+    assert notes["requested"] == 6 and 6 <= notes["drawn"] <= 12
+    assert sum(g["drawn"] for g in notes["per_condition"].values()) == notes["drawn"]
+    assert notes["finetune_rounds"] == generator.history
+
+
+def test_the_proxy_is_not_the_judge():
+    assert PROXY_SEED != JUDGE_SEED and PROXY_SEED not in range(100)
+
+
+def test_the_proxy_never_sees_val_or_test(refined):
+    plan, _, cache, _ = refined
+    for proxy_dir in (cache.root / FIT_STAGE[0]).glob("*/*/proxy"):
+        trained_on = json.loads((proxy_dir / "proxy.json").read_text())["trained_on"]
+        assert sorted(trained_on) == sorted(plan.splits.train.sample_ids.tolist())
+        assert all(np.isfinite(w).all() for w in load_file(proxy_dir / "proxy.safetensors").values())
+
+
+def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
+    """Scoring adds proxy-vs-plain to the usual comparisons with real_only (stored predictions faked)."""
+    from types import SimpleNamespace
+
+    from cxrbench import scoring
+    from cxrbench.plan import Arm
+    from cxrbench.schemas import ArmResult
+    from cxrbench.stats import MeanOfCases
+
+    level = {"real_only": 0.5, "ldm_mask": 0.6, "ldm_mask_proxy": 0.7}
+
+    def arm_metrics(plan, arm, cache):
+        n = len(splits.test)
+        metrics = [MeanOfCases(np.full(n, level[arm.generator]) + 0.01 * np.arange(n) % 3 * s) for s in range(3)]
+        return metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio, n_real=4,
+                                  n_synthetic=8, seeds=[], mean=level[arm.generator], std=0.0)
+
+    monkeypatch.setattr(scoring, "_arm_metrics", arm_metrics)
+    task = get_task("phantom_seg")
+    splits = task.load(None, train_size=16)
+    plan = SimpleNamespace(task=task, splits=splits,
+                           baseline=Arm("real_only", "-", 0.0, []),
+                           arms=[Arm("ldm_mask_proxy", "a", 2.0, []), Arm("ldm_mask", "b", 2.0, [])])
+    (result,) = scoring.score_run([plan], cache=None, n_boot=100)
+    pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
+    assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
+                     ("ldm_mask", "real_only"): 0.1}
