@@ -46,8 +46,8 @@ def test_rejection_sampling_redraws_only_the_rejected_and_always_delivers():
 
 def _poisoned(clean_load):
     """Val and test images NaN and renamed: any model that saw them would carry NaN weights or those ids."""
-    def load(self, root, *, train_size=None):
-        splits = clean_load(self, root, train_size=train_size)
+    def load(self, root, *, train_size=None, cache_dir=None):
+        splits = clean_load(self, root, train_size=train_size, cache_dir=cache_dir)
 
         def poison(part: SampleSet) -> SampleSet:
             ids = np.array([f"poison/{i}" for i in part.sample_ids])
@@ -110,16 +110,13 @@ def test_the_proxy_never_sees_val_or_test(refined):
 
 def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
     """Scoring adds proxy-vs-plain to the usual comparisons with real_only (stored predictions faked)."""
-    from types import SimpleNamespace
-
     from cxrbench import scoring
-    from cxrbench.plan import Arm
     from cxrbench.schemas import ArmResult
     from cxrbench.stats import MeanOfCases
 
     level = {"real_only": 0.5, "ldm_mask": 0.6, "ldm_mask_proxy": 0.7}
 
-    def arm_metrics(plan, arm, cache):
+    def arm_metrics(task, splits, arm):
         n = len(splits.test)
         metrics = [MeanOfCases(np.full(n, level[arm.generator]) + 0.01 * np.arange(n) % 3 * s) for s in range(3)]
         return metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio, n_real=4,
@@ -128,10 +125,13 @@ def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
     monkeypatch.setattr(scoring, "_arm_metrics", arm_metrics)
     task = get_task("phantom_seg")
     splits = task.load(None, train_size=16)
-    plan = SimpleNamespace(task=task, splits=splits,
-                           baseline=Arm("real_only", "-", 0.0, []),
-                           arms=[Arm("ldm_mask_proxy", "a", 2.0, []), Arm("ldm_mask", "b", 2.0, [])])
-    (result,) = scoring.score_run([plan], cache=None, n_boot=100)
+
+    def arm(name: str, ratio: float, role: str, variant_of: str | None = None) -> scoring.ArmPredictions:
+        return scoring.ArmPredictions(name, "-", role, ratio, 8, [], variant_of=variant_of)
+
+    arms = [arm("ldm_mask_proxy", 2.0, "generator", "ldm_mask"), arm("ldm_mask", 2.0, "generator")]
+    item = scoring.TaskPredictions(task, splits, arm("real_only", 0.0, "baseline"), arms, [])
+    (result,) = scoring.score_predictions([item], n_boot=100)
     pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
     assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
                      ("ldm_mask", "real_only"): 0.1}
