@@ -18,7 +18,7 @@ REVIEWED_SEED = 0
 
 def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig) -> Path:
     """The folder of the synthetic set reviewers judge, made now if the cache lacks it."""
-    plan = plan_task(task, config)
+    plan = plan_task(task, config, cache_root)
     _, cell = first_ratio_cell(plan, generator, REVIEWED_SEED)
     cache = Cache(cache_root)
     synthetic_set(cell, cache, plan.splits)

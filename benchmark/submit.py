@@ -111,7 +111,7 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
             continue
         config = result.config.model_copy(update={"tasks": [task_result.task.name],
                                                   "generators": [card.name, *references]})
-        plan = plan_task(task_result.task.name, config)
+        plan = plan_task(task_result.task.name, config, cache_root)
         stored = {(arm.generator, arm.ratio): arm for arm in [task_result.baseline, *task_result.arms]}
         own = [arm for arm in plan.arms if arm.generator == card.name]
         refs = [arm for arm in plan.arms if arm.generator != card.name and arm.ratio in {a.ratio for a in own}]

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from cxrbench.runner import run
@@ -13,3 +15,12 @@ def tiny_run(tmp_path_factory):
     config = RunConfig(tasks=["phantom_cls", "phantom_seg"], generators=["oracle", "noise"], **TINY)
     result = run(config, cache, workers=1, show_progress=False)
     return config, cache, result
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest leaves the page it ran as `__main__`; a later test's spawned workers would re-run
+    that page on start-up (the review page then dies without its environment: BrokenProcessPool)."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
