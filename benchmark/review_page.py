@@ -19,6 +19,10 @@ from PIL import Image
 from cxrbench.feedback import FeedbackRecord, append_feedback, now, read_feedback
 from cxrbench.synthetic import MANIFEST, SyntheticManifest, with_condition
 
+if not {"CXRBENCH_REVIEW_SET", "CXRBENCH_REVIEW_FEEDBACK"} <= os.environ.keys():
+    st.error("This page is opened by `cxrbench review --generator G --task T`, which tells it the synthetic set "
+             "and the feedback file (CXRBENCH_REVIEW_SET, CXRBENCH_REVIEW_FEEDBACK).")
+    st.stop()
 SET_DIR = Path(os.environ["CXRBENCH_REVIEW_SET"])
 FEEDBACK = Path(os.environ["CXRBENCH_REVIEW_FEEDBACK"])
 manifest = SyntheticManifest.model_validate_json((SET_DIR / MANIFEST).read_text())

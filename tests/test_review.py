@@ -82,6 +82,13 @@ def test_bad_feedback_lines_are_counted_and_skipped(small_set):
 
 
 @pytest.mark.slow
+def test_the_page_opened_without_cxrbench_review_says_how_to_open_it(monkeypatch):
+    monkeypatch.delenv("CXRBENCH_REVIEW_SET", raising=False)
+    page = _session()
+    assert not page.exception
+    assert "cxrbench review" in page.error[0].value
+
+
 def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_path):
     tiny = {"preset": "tiny"}
     config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask"], train_size=16,
