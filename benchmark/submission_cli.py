@@ -24,13 +24,11 @@ def submit(
     cache_dir: Annotated[Path, typer.Option(help="The stage cache the run used (holds its predictions).")] = DEFAULT_CACHE,
     out: Annotated[Path, typer.Option(help="The submissions folder.")] = SUBMISSIONS,
 ) -> None:
-    """Write the card's generator from a run into submissions/<generator>/ and validate what was written."""
-    from .submit import submit as write_submission
-    from .validate import validate
+    """Validate the card's generator from a run and publish it as submissions/<generator>/ (nothing if invalid)."""
+    from .submit import submit as publish
 
     with _one_line_errors():
-        written = write_submission(result, generator_yaml, cache_dir, out)
-        validate([written[0].parent])
+        written = publish(result, generator_yaml, cache_dir, out)
     for path in written:
         console.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB), valid")
 
@@ -38,12 +36,14 @@ def submit(
 @app.command("validate")
 def validate_command(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Submission folders or files (default: submissions/).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="This machine's copy of the real datasets, for entries on "
+                                                           "them (env CXRBENCH_DATA_ROOT).", envvar="CXRBENCH_DATA_ROOT")] = None,
 ) -> None:
     """Recompute every number of the submissions and check them against the protocol; exit 2 on any problem."""
     from .validate import validate
 
     with _one_line_errors():
-        folders = validate(paths or [SUBMISSIONS])
+        folders = validate(paths or [SUBMISSIONS], data_root)
     console.print(f"{len(folders)} submission(s) valid: {', '.join(f.name for f in folders)}")
 
 

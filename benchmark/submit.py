@@ -9,6 +9,7 @@ depend on which other generators happened to share its run.
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +26,10 @@ from .registry import BASELINE, generator_class
 from .samples import split_hash
 from .schemas import RunResult
 from .scoring import TaskPredictions, arm_predictions, score_predictions
-from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, TaskSubmission, encode_predictions, load_card,
+from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, GeneratorCard, TaskSubmission, encode_predictions, load_card,
                          prediction_key, task_file_name)
 from .synthetic import MANIFEST, SyntheticManifest, write_grid
+from .validate import validate
 
 GALLERY_IMAGES = 8
 
@@ -92,19 +94,43 @@ def _small_png(path: Path, *, grey: bool) -> bytes:
 
 
 def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path) -> list[Path]:
-    """Write `out_root/<generator>/` (card, one file per task, gallery); returns the task files written."""
+    """Publish the card's generator from a run as `out_root/<generator>/`; returns the task files written.
+
+    The entry (with the folder's earlier files, if any) is drafted in a staging folder and validated
+    there; only a valid entry replaces the published folder, so an off-protocol run publishes nothing.
+    """
     card = load_card(card_path)
+    final = out_root / card.name
+    out_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_root, prefix=".staging-") as staging:
+        folder = Path(staging) / card.name
+        if final.exists():
+            shutil.copytree(final, folder)
+        written = draft(result_path, card, cache_root, folder)
+        validate([folder], data_root=_load_result(result_path).config.data_root)
+        if final.exists():
+            final.rename(Path(staging) / "replaced")
+        folder.rename(final)
+    return [final / path.name for path in written]
+
+
+def _load_result(result_path: Path) -> RunResult:
     try:
-        result = RunResult.model_validate_json(result_path.read_text())
+        return RunResult.model_validate_json(result_path.read_text())
     except (OSError, ValueError) as error:
         raise DataError(f"{result_path} is not a readable cxrbench result: {' '.join(str(error).split())[:300]}") from None
+
+
+def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path) -> list[Path]:
+    """Write the entry into `folder` (card, one file per task, gallery) without validating it."""
+    result = _load_result(result_path)
     meta = generator_class(card.name).meta
     if card.name not in result.config.generators:
-        raise DataError(f"{result_path}: generator {card.name!r} (from {card_path}) is not in this run "
+        raise DataError(f"{result_path}: generator {card.name!r} (from its card) is not in this run "
                         f"(it ran {', '.join(result.config.generators)})")
     references = [g for g in result.config.generators
                   if meta.role == "generator" and g != BASELINE and generator_class(g).meta.role == "baseline"]
-    cache, folder = Cache(cache_root), out_root / card.name
+    cache = Cache(cache_root)
     items, drafts = [], []
     for task_result in result.tasks:
         if not any(arm.generator == card.name for arm in task_result.arms):
@@ -127,6 +153,7 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
     if not items:
         raise DataError(f"{result_path}: no task of this run has arms of {card.name}")
     written = []
+    public_config = result.config.model_copy(update={"data_root": None})  # a path on the submitter's machine
     for scored_task, (plan, arrays, first_arm, refs) in zip(score_predictions(items, n_boot=result.config.n_boot),
                                                            drafts):
         name = plan.task.meta.name
@@ -134,7 +161,7 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
                              result.config.train_size)
         submission = TaskSubmission(
             generator=card.name, verified=meta.verified, created=datetime.now(timezone.utc),
-            cxrbench_version=__version__, protocol_version=PROTOCOL_VERSION, config=result.config,
+            cxrbench_version=__version__, protocol_version=PROTOCOL_VERSION, config=public_config,
             generators=[meta, *{generator_class(a.generator).meta.name: generator_class(a.generator).meta
                                 for a in refs}.values()],
             split_hash=split_hash(splits), val_ids=splits.val.sample_ids.astype(str).tolist(),

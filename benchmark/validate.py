@@ -19,10 +19,10 @@ from PIL import Image, UnidentifiedImageError
 
 from . import PROTOCOL_VERSION
 from .cells import load_splits
-from .errors import SubmissionError, UnknownNameError
+from .errors import DataError, SubmissionError, UnknownNameError
 from .plan import incompatibility
 from .registry import BASELINE, generator_class, get_task
-from .samples import split_hash
+from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
 from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmission, decode_predictions, load_card,
@@ -49,17 +49,22 @@ def submission_folders(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     return list(dict.fromkeys(folders)), problems
 
 
-def validate(paths: list[Path]) -> list[Path]:
-    """The submission folders found, all valid; raises SubmissionError listing every problem otherwise."""
+def validate(paths: list[Path], data_root: Path | None = None) -> list[Path]:
+    """The submission folders found, all valid; raises SubmissionError listing every problem otherwise.
+
+    Entries on real data are recomputed from the labels of the validating machine's copy under
+    `data_root` (else CXRBENCH_DATA_ROOT): the submitter's path is not part of an entry, and the split
+    hash proves the copy is the same. Without a copy such an entry is a problem, never a pass.
+    """
     folders, problems = submission_folders(paths)
     for folder in folders:
-        problems += check_folder(folder)
+        problems += check_folder(folder, data_root)
     if problems:
         raise SubmissionError(problems)
     return folders
 
 
-def check_folder(folder: Path) -> list[Problem]:
+def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     problems: list[Problem] = []
     try:
         card = load_card(folder / CARD_FILE)
@@ -74,7 +79,7 @@ def check_folder(folder: Path) -> list[Problem]:
     by_suite: dict[str, list[tuple[Path, TaskSubmission, TaskPredictions]]] = defaultdict(list)
     blocked = False
     for path in files:
-        found, checked = _check_file(path, card)
+        found, checked = _check_file(path, card, data_root)
         problems += found
         if checked is None:
             blocked = True
@@ -90,7 +95,8 @@ def check_folder(folder: Path) -> list[Problem]:
     return problems
 
 
-def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
+def _check_file(path: Path, card: GeneratorCard | None,
+                data_root: Path | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
     """The file's problems, and what to recompute (None when its structure or protocol rules that out)."""
     file = str(path)
     if path.stat().st_size > MAX_FILE_BYTES:
@@ -112,17 +118,22 @@ def _check_file(path: Path, card: GeneratorCard | None) -> tuple[list[Problem], 
         return [(file, "result.task.name", str(error))], None
     if card is not None and submission.generator != card.name:
         add("generator", f"is {submission.generator!r}; generator.yaml names {card.name!r}")
-    _check_task(submission, task, add)
+    try:
+        splits = load_splits(task.meta.name, None if data_root is None else str(data_root), submission.config.train_size)
+    except DataError as error:
+        return [(file, "result.task.name", f"cannot recompute without the task's data (--data-root or "
+                                                  f"CXRBENCH_DATA_ROOT): {error}")], None
+    _check_task(submission, task, splits, add)
     _check_protocol(submission, task, add)
     metas = _check_generators(submission, task, add)
-    item = None if problems else _task_predictions(submission, task, metas, add)
+    item = None if problems else _task_predictions(submission, task, splits, metas, add)
     if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
     _check_gallery(path.parent, submission, add)
     return problems, (submission, item) if item is not None else None
 
 
-def _check_task(submission: TaskSubmission, task: Task, add) -> None:
+def _check_task(submission: TaskSubmission, task: Task, splits: Splits, add) -> None:
     current, stored = task.meta, submission.result.task
     if stored.version != current.version:
         add("result.task.version", f"is {stored.version!r}; task {current.name} is now at version {current.version!r} "
@@ -132,8 +143,6 @@ def _check_task(submission: TaskSubmission, task: Task, add) -> None:
         add("result.task", f"differs from the registered task {current.name} in {', '.join(changed)}")
     if submission.protocol_version != PROTOCOL_VERSION:
         add("protocol_version", f"is {submission.protocol_version!r}; the current protocol is {PROTOCOL_VERSION!r}")
-    config = submission.config
-    splits = load_splits(current.name, None if config.data_root is None else str(config.data_root), config.train_size)
     if submission.split_hash != split_hash(splits):
         add("split_hash", f"is {submission.split_hash!r}; the task's current split hashes to {split_hash(splits)!r}")
     for name, ids in (("val_ids", submission.val_ids), ("test_ids", submission.test_ids)):
@@ -224,14 +233,12 @@ def _check_gallery(folder: Path, submission: TaskSubmission, add) -> None:
             add(f"gallery[{i}].file", f"{image.file} must be a PNG under {MAX_GALLERY_BYTES:,} bytes ({kind}, {size:,})")
 
 
-def _task_predictions(submission: TaskSubmission, task: Task, metas: dict, add) -> TaskPredictions | None:
+def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict, add) -> TaskPredictions | None:
     try:
         arrays = decode_predictions(submission.predictions)
     except ValueError as error:
         add("predictions", str(error))
         return None
-    config = submission.config
-    splits = load_splits(task.meta.name, None if config.data_root is None else str(config.data_root), config.train_size)
 
     def arm(field: str, result: ArmResult) -> ArmPredictions | None:
         seeds = []

@@ -16,6 +16,8 @@ from cxrbench.errors import SubmissionError
 from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
 from cxrbench.validate import validate
 
+from .real_data import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
 ENTRY = "oracle"
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.skipif(not (SUBMISSIONS / ENTRY / CLS_FILE).exists(),
 
 def test_committed_submissions_validate():
     """What CI checks: every entry under submissions/ recomputes exactly and meets the protocol."""
-    folders = validate([SUBMISSIONS])
+    folders = validate([SUBMISSIONS], data_root=SHARED_DATA if SHARED_DATA.exists() else None)
     assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug"}
 
 
@@ -102,6 +104,16 @@ TAMPERINGS = {
 }
 
 
+def test_real_data_entry_without_the_data_is_a_problem(entry, monkeypatch):
+    """An entry on real data is recomputed from the validator's own copy; without one it never passes."""
+    monkeypatch.delenv("CXRBENCH_DATA_ROOT", raising=False)
+    _edit_json(entry, lambda d: d["result"]["task"].update(name="covid_lung_seg"))
+    with pytest.raises(SubmissionError) as caught:
+        validate([entry])
+    assert f"{entry / CLS_FILE}: result.task.name: cannot recompute without the task's data (--data-root" \
+        in str(caught.value)
+
+
 @pytest.mark.parametrize("name", list(TAMPERINGS))
 def test_tampering_is_caught(entry, name):
     tamper, expected = TAMPERINGS[name]
@@ -151,20 +163,26 @@ def test_bit_packed_masks_round_trip():
 def test_submit_rescoring_matches_the_run(tiny_run, tmp_path):
     """`submit` re-scores through the runner's code: Δ, intervals and raw p equal the run's; only the
     correction family (this generator's comparisons) differs."""
-    from cxrbench.submit import submit
+    from cxrbench.submission import load_card
+    from cxrbench.submit import draft, submit
 
     config, cache, result = tiny_run
     run_file = tmp_path / "run.json"
     run_file.write_text(result.model_dump_json())
     card = tmp_path / "oracle.yaml"
     card.write_text((SUBMISSIONS / ENTRY / "generator.yaml").read_text())
-    written = submit(run_file, card, cache, tmp_path / "submissions")
+    written = draft(run_file, load_card(card), cache, tmp_path / "draft" / "oracle")
     assert [p.name for p in written] == ["embedded__phantom_cls.json", "embedded__phantom_seg.json"]
     for path, task in zip(written, result.tasks):
         stored = load_task_submission(path).result
         ran = [c for c in task.comparisons if c.generator == "oracle"]
         assert [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in stored.comparisons] == \
                [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in ran]
-    with pytest.raises(SubmissionError) as caught:  # a tiny run is off-protocol, and says so
-        validate([tmp_path / "submissions" / "oracle"])
+    published = tmp_path / "submissions"
+    (published / "oracle").mkdir(parents=True)
+    (published / "oracle" / "earlier.txt").write_text("an earlier entry")
+    with pytest.raises(SubmissionError) as caught:  # a tiny run is off-protocol: it says so and publishes nothing
+        submit(run_file, card, cache, published)
     assert "config.train_size" in str(caught.value) and "config.n_boot" in str(caught.value)
+    assert [p.name for p in published.iterdir()] == ["oracle"]
+    assert [p.name for p in (published / "oracle").iterdir()] == ["earlier.txt"]
