@@ -30,7 +30,6 @@ from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmissio
 from .task import Task
 
 Problem = tuple[str, str, str]
-LEAKING_SPLITS = {"test", "all"}
 MAX_GALLERY_BYTES = 200_000
 
 
@@ -213,10 +212,19 @@ def _check_card(card: GeneratorCard, task: Task, add) -> None:
     if needed not in card.conditioning:
         add("generator.yaml conditioning", f"is {card.conditioning}; task {task.meta.name} needs {needed!r}")
     for i, ref in enumerate(card.training_data):
-        if ref.dataset.lower() in {task.meta.name, task.meta.suite} and ref.split.lower() in LEAKING_SPLITS:
+        if ref.dataset.lower() in task_dataset_names(task) and ref.split.lower() != "train":
             add(f"generator.yaml training_data[{i}]",
-                f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s test split "
-                f"(a test-set leak); only its train split may be used")
+                f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s data beyond its "
+                f"train split (a test-set leak); only its train split may be used")
+
+
+def task_dataset_names(task: Task) -> set[str]:
+    """Names a card may give the task's data: the task, its suite, and a real task's dataset folder.
+
+    Real tasks re-split the published folders by patient, so any split of the dataset other than
+    cxrbench's own train split can hold the task's val or test patients.
+    """
+    return {task.meta.name, task.meta.suite, getattr(task, "folder", task.meta.name)}
 
 
 def _check_gallery(folder: Path, submission: TaskSubmission, add) -> None:

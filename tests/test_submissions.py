@@ -14,7 +14,8 @@ import pytest
 from cxrbench import submission
 from cxrbench.errors import SubmissionError
 from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
-from cxrbench.validate import validate
+from cxrbench.registry import get_task
+from cxrbench.validate import task_dataset_names, validate
 
 from .real_data import SHARED_DATA
 
@@ -99,6 +100,7 @@ TAMPERINGS = {
     "HTML in the authors": (lambda f: _edit_card(f, "- cxrbench maintainers", "- <img src=x onerror=alert(1)>"),
                             "authors: Value error, must be plain text"),
     "test-set leak": (lambda f: _edit_card(f, "split: train", "split: test"), "test-set leak"),
+    "val-set use": (lambda f: _edit_card(f, "split: train", "split: val"), "data beyond its train split"),
     "unknown schema version": (lambda f: _edit_json(f, lambda d: d.update(schema_version="99")),
                                "schema_version '99' is not one this cxrbench reads"),
 }
@@ -112,6 +114,12 @@ def test_real_data_entry_without_the_data_is_a_problem(entry, monkeypatch):
         validate([entry])
     assert f"{entry / CLS_FILE}: result.task.name: cannot recompute without the task's data (--data-root" \
         in str(caught.value)
+
+
+def test_a_real_tasks_dataset_folder_names_its_data():
+    """A card declaring `pneumonia-kermany/test` is caught like one declaring `pneumonia_cls/test`."""
+    assert task_dataset_names(get_task("pneumonia_cls")) == {"pneumonia_cls", "open", "pneumonia-kermany"}
+    assert task_dataset_names(get_task("phantom_cls")) == {"phantom_cls", "embedded"}
 
 
 @pytest.mark.parametrize("name", list(TAMPERINGS))
