@@ -29,6 +29,10 @@ from .schemas import Conditioning, DatasetRef, GeneratorMeta, RunConfig, TaskRes
 SUBMISSION_SCHEMA_VERSION = "1"
 CARD_FILE = "generator.yaml"
 GALLERY_DIR = "gallery"
+GALLERY_SUITES = frozenset({"embedded"})
+"""Suites whose entries carry a gallery. Real datasets may not be redistributed (covid-lungs' per-image
+licences, CheXpert's terms), and a classic_aug or memorising generator's images are near copies of them;
+rendered phantoms show no patient."""
 MAX_FILE_BYTES = 1_000_000
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"

@@ -26,8 +26,8 @@ from .registry import BASELINE, generator_class
 from .samples import split_hash
 from .schemas import RunResult
 from .scoring import TaskPredictions, arm_predictions, score_predictions
-from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, GeneratorCard, TaskSubmission, encode_predictions, load_card,
-                         prediction_key, task_file_name)
+from .submission import (CARD_FILE, GALLERY_DIR, GALLERY_SUITES, GalleryImage, GeneratorCard, TaskSubmission,
+                         encode_predictions, load_card, prediction_key, task_file_name)
 from .synthetic import MANIFEST, SyntheticManifest, write_grid
 from .validate import validate
 
@@ -167,7 +167,8 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
             split_hash=split_hash(splits), val_ids=splits.val.sample_ids.astype(str).tolist(),
             test_ids=splits.test.sample_ids.astype(str).tolist(), result=scored_task,
             predictions=encode_predictions(arrays),
-            gallery=_gallery(first_arm, cache, name, plan.task.meta.labels, folder))
+            gallery=(_gallery(first_arm, cache, name, plan.task.meta.labels, folder)
+                     if plan.task.meta.suite in GALLERY_SUITES else []))
         path = folder / task_file_name(plan.task.meta.suite, name)
         write_atomic(path, submission.model_dump_json(indent=1).encode())
         written.append(path)

@@ -25,8 +25,9 @@ from .registry import BASELINE, generator_class, get_task
 from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
-from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmission, decode_predictions, load_card,
-                         load_task_submission, prediction_key, pydantic_problems, task_files)
+from .submission import (CARD_FILE, GALLERY_SUITES, MAX_FILE_BYTES, GeneratorCard, TaskSubmission,
+                         decode_predictions, load_card, load_task_submission, prediction_key, pydantic_problems,
+                         task_files)
 from .task import Task
 
 Problem = tuple[str, str, str]
@@ -128,7 +129,7 @@ def _check_file(path: Path, card: GeneratorCard | None,
     item = None if problems else _task_predictions(submission, task, splits, metas, add)
     if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
-    _check_gallery(path.parent, submission, add)
+    _check_gallery(path.parent, submission, task, add)
     return problems, (submission, item) if item is not None else None
 
 
@@ -227,7 +228,11 @@ def task_dataset_names(task: Task) -> set[str]:
     return {task.meta.name, task.meta.suite, getattr(task, "folder", task.meta.name)}
 
 
-def _check_gallery(folder: Path, submission: TaskSubmission, add) -> None:
+def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) -> None:
+    if submission.gallery and task.meta.suite not in GALLERY_SUITES:
+        add("gallery", f"entries on {task.meta.suite}-suite tasks carry no gallery: the dataset's images, and "
+                       f"synthetic images close to them, may not be redistributed here")
+        return
     for i, image in enumerate(submission.gallery):
         path = folder / image.file
         try:

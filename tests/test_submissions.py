@@ -17,7 +17,7 @@ from cxrbench.submission import decode_predictions, encode_predictions, load_tas
 from cxrbench.registry import get_task
 from cxrbench.validate import task_dataset_names, validate
 
-from .real_data import SHARED_DATA
+from .real_data import SHARED_DATA, shared_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
@@ -29,9 +29,36 @@ pytestmark = pytest.mark.skipif(not (SUBMISSIONS / ENTRY / CLS_FILE).exists(),
 
 
 def test_committed_submissions_validate():
-    """What CI checks: every entry under submissions/ recomputes exactly and meets the protocol."""
-    folders = validate([SUBMISSIONS], data_root=SHARED_DATA if SHARED_DATA.exists() else None)
-    assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug"}
+    """What CI checks: every entry under submissions/ recomputes exactly and meets the protocol.
+
+    Without ../shared/data (a user's clone) the open-suite entries cannot be recomputed: then that,
+    and nothing else, must be what the validator reports.
+    """
+    if SHARED_DATA.exists():
+        folders = validate([SUBMISSIONS], data_root=SHARED_DATA)
+        assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug", "ldm_mask", "ldm_text"}
+        return
+    with pytest.raises(SubmissionError) as caught:
+        validate([SUBMISSIONS], data_root=None)
+    assert all(Path(file).name.startswith("open__") and "cannot recompute without the task's data" in what
+               for file, _, what in caught.value.problems), caught.value
+
+
+def test_real_data_entries_carry_no_gallery(tmp_path):
+    """The datasets may not be redistributed, so an entry on them that brings images is refused."""
+    shared_dataset("covid-lungs")
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    for name in ("generator.yaml", "open__covid_lung_seg.json"):
+        shutil.copy(SUBMISSIONS / "noise" / name, folder / name)
+    shutil.copytree(SUBMISSIONS / "noise" / "gallery", folder / "gallery")
+    path = folder / "open__covid_lung_seg.json"
+    data = json.loads(path.read_text())
+    data["gallery"] = [{"condition": "lung mask", "file": "gallery/phantom_seg__pneumothorax_mask.png"}]
+    path.write_text(json.dumps(data))
+    with pytest.raises(SubmissionError) as caught:
+        validate([folder], data_root=SHARED_DATA)
+    assert f"{path}: gallery: entries on open-suite tasks carry no gallery" in str(caught.value)
 
 
 @pytest.fixture()

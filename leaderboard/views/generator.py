@@ -39,6 +39,8 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
     st.subheader("Synthetic images per condition (seed 0)")
     for sub in entry.tasks:
         if not sub.gallery:
+            st.caption(f"{plain(sub.task)}: no images (entries on real data carry none: the datasets may not be "
+                       "redistributed)")
             continue
         st.markdown(f"**{plain(sub.task)}**")
         for image in sub.gallery:
