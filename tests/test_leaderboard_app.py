@@ -73,6 +73,14 @@ def test_generator_page_shows_card_seeds_and_gallery(app):
     assert len(app.get("image")) >= 2
 
 
+def test_generator_page_says_why_real_data_entries_have_no_images(app):
+    app.sidebar.radio(key="page").set_value("Generator").run()
+    app.sidebar.selectbox(key="generator").set_value("classic_aug").run()
+    notes = [c.value for c in app.caption if "no images" in c.value]
+    assert len(notes) == 2 and all("the datasets may not be redistributed" in n for n in notes)  # the open tasks
+    assert len(app.get("image")) >= 2  # its embedded tasks keep their gallery
+
+
 def test_submission_text_is_shown_as_typed(tmp_path, monkeypatch):
     folder = tmp_path / "oracle"
     shutil.copytree(SUBMISSIONS / "oracle", folder)
