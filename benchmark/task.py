@@ -19,6 +19,8 @@ Predictions = dict[str, np.ndarray]
 
 class Task(ABC):
     meta: ClassVar[TaskMeta]
+    folder: ClassVar[str | None] = None
+    """The dataset's folder under the data root, for tasks on real data (None: the task makes its own)."""
 
     @abstractmethod
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:

@@ -225,7 +225,7 @@ def task_dataset_names(task: Task) -> set[str]:
     Real tasks re-split the published folders by patient, so any split of the dataset other than
     cxrbench's own train split can hold the task's val or test patients.
     """
-    return {task.meta.name, task.meta.suite, getattr(task, "folder", task.meta.name)}
+    return {task.meta.name, task.meta.suite} | ({task.folder} if task.folder else set())
 
 
 def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) -> None:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from cxrbench.leaderboard.table import Entry, seed_scores
+from cxrbench.submission import GALLERY_SUITES
 from cxrbench.leaderboard.views.text import plain
 
 
@@ -38,7 +39,7 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
     st.dataframe(per_seed.rename(columns="seed {}".format).reset_index(), hide_index=True, width="stretch")
     st.subheader("Synthetic images per condition (seed 0)")
     for sub in entry.tasks:
-        if not sub.gallery:
+        if sub.suite not in GALLERY_SUITES:
             st.caption(f"{plain(sub.task)}: no images (entries on real data carry none: the datasets may not be "
                        "redistributed)")
             continue
