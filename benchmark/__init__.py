@@ -1,4 +1,3 @@
 """cxrbench: does a generator's synthetic chest X-rays make downstream models better, and by how much?"""
 
 __version__ = "0.1.0"
-PROTOCOL_VERSION = "1"

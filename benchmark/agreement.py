@@ -17,13 +17,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .cache import Cache
-from .cells import synthetic_set
+from .cell import synthetic_set
 from .plan import first_ratio_cell, plan_task
+from .protocol import JUDGE_SEED
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
-
-JUDGE_SEED = 9_001
-"""Far from the run's seeds (0..n), so the judge is never one of the models being compared."""
 
 
 class AgreementResult(BaseModel):

@@ -12,12 +12,12 @@ from typing import Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .cells import run_cell
+from .cell import run_cell
 from .plan import Cell
 
 
 def _label(cell: Cell) -> str:
-    arm = "real_only" if cell.generator is None else f"{cell.generator} x{cell.ratio:g}"
+    arm = f"{cell.generator} x{cell.ratio:g}" if cell.has_synthetic else cell.generator
     return f"{cell.task} {arm} seed {cell.seed}"
 
 

@@ -17,19 +17,14 @@ import numpy as np
 from .cache import content_key
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
-from .registry import BASELINE, generator_class, get_task
+from .protocol import (BASELINE, FIT_SEED, STAGE_VERSIONS, incompatibility, leaked_training_data,
+                       synthetic_count)
+from .registry import generator_class, get_task
 from .samples import Splits
-from .schemas import GeneratorMeta, RunConfig, TaskMeta
+from .schemas import GeneratorMeta, RunConfig
 from .task import Task
 
 log = logging.getLogger(__name__)
-
-DATA_STAGE = ("data", "1")
-FIT_STAGE = ("fit", "1")
-SYNTHETIC_STAGE = ("synthetic", "1")
-DOWNSTREAM_STAGE = ("downstream", "1")
-FIT_SEED = 0
-"""Generators are fitted once per run setting; seeds vary the synthetic set and the downstream model."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class Cell:
     train_size: int | None
     data_root: str | None
     device: str
-    generator: str | None = None
+    generator: str = BASELINE
     generator_config: dict[str, Any] = field(default_factory=dict)
     ratio: float = 0.0
     n_synthetic: int = 0
@@ -48,6 +43,11 @@ class Cell:
     fit_key: str | None = None
     data_key: str = ""
     """The task data's key: fit keys of the generators a generator refines are computed from it."""
+
+    @property
+    def has_synthetic(self) -> bool:
+        """False for the real_only baseline's cells, which train on the real images alone."""
+        return self.synthetic_key is not None
 
 
 @dataclass(frozen=True)
@@ -70,23 +70,18 @@ class TaskPlan:
         return [c for arm in [self.baseline, *self.arms] for c in arm.cells]
 
 
+def stage_key(stage: str, inputs: dict[str, Any]) -> str:
+    """The cache key of a stage's entry: its inputs and the stage's protocol version."""
+    return content_key(stage, STAGE_VERSIONS[stage], inputs)
+
+
 def data_key(task: Task, splits: Splits, root: Path | None) -> str:
     ids = {name: np.asarray(getattr(splits, name).sample_ids).astype(str) for name in ("train", "val", "test")}
-    return content_key(*DATA_STAGE, {"fingerprint": task.fingerprint(root), "ids": {k: "\n".join(v) for k, v in ids.items()}})
+    return stage_key("data", {"fingerprint": task.fingerprint(root), "ids": {k: "\n".join(v) for k, v in ids.items()}})
 
 
 def fit_key(generator: Generator, data: str) -> str:
-    return content_key(*FIT_STAGE, {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
-
-
-def incompatibility(generator: GeneratorMeta, task: TaskMeta) -> str | None:
-    """Why the generator cannot serve the task (wrong suite, or not the conditions the task asks for), or None."""
-    if generator.suites is not None and task.suite not in generator.suites:
-        return f"generator {generator.name} serves suites {generator.suites}, not {task.suite!r} (task {task.name})"
-    needed = "label" if task.kind == "classification" else "mask"
-    if needed not in generator.conditioning:
-        return f"generator {generator.name} cannot take {needed} conditions, which task {task.name} asks for"
-    return None
+    return stage_key("fit", {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
 
 
 def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> TaskPlan:
@@ -100,7 +95,7 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
     recipe = task.recipe()
 
     def cell_key(synthetic: str | None, seed: int) -> str:
-        return content_key(*DOWNSTREAM_STAGE, {"data": data, "recipe": recipe, "synthetic": synthetic, "seed": seed})
+        return stage_key("downstream", {"data": data, "recipe": recipe, "synthetic": synthetic, "seed": seed})
 
     baseline_cells = [Cell(seed=s, key=cell_key(None, s), **common) for s in seeds]
     baseline = Arm(BASELINE, "-", 0.0, baseline_cells)
@@ -116,10 +111,10 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
             generator.mark_fitted(fitted)
         revision = generator.revision()
         for ratio in ratios:
-            n = max(1, int(round(ratio * len(splits.train))))
+            n = synthetic_count(ratio, len(splits.train))
             cells = []
             for s in seeds:
-                synthetic = content_key(*SYNTHETIC_STAGE, {"revision": revision, "data": data, "n": n, "seed": s})
+                synthetic = stage_key("synthetic", {"revision": revision, "data": data, "n": n, "seed": s})
                 cells.append(Cell(seed=s, key=cell_key(synthetic, s), generator=generator_name,
                                   generator_config=generator.config, ratio=ratio, n_synthetic=n,
                                   synthetic_key=synthetic, fit_key=fitted, **common))
@@ -145,6 +140,8 @@ def checked_config(config: RunConfig) -> RunConfig:
     unused = sorted(set(config.generator_config) - set(config.generators))
     if unused:
         raise ConfigError(f"generator config names generators that are not in the run: {', '.join(unused)}")
+    for task in map(get_task, config.tasks):
+        _refuse_leaks(generators, task)
     tasks = [get_task(name).meta for name in config.tasks]
     for generator in generators:
         reasons = [incompatibility(generator, task) for task in tasks]
@@ -154,3 +151,13 @@ def checked_config(config: RunConfig) -> RunConfig:
             log.warning("skipped: %s", reason)
     served = [t.name for t in tasks if not generators or any(incompatibility(g, t) is None for g in generators)]
     return config.model_copy(update={"tasks": served})
+
+
+def _refuse_leaks(generators: list[GeneratorMeta], task: Task) -> None:
+    """A generator that declares it learnt from the task's val or test data cannot be benchmarked on the task."""
+    for generator in generators:
+        leaks = [generator.trained_on[i] for i in leaked_training_data(generator.trained_on, task.meta, task.folder)]
+        if leaks:
+            raise GeneratorError(f"generator {generator.name} declares it was trained on "
+                                 f"{', '.join(f'{r.dataset}/{r.split}' for r in leaks)}: data of task "
+                                 f"{task.meta.name} beyond its train split (its val or test data would leak)")

@@ -1,12 +1,15 @@
-"""Lazy registries: in-repo tasks and generators by name, third-party generators by entry point.
+"""Registries: in-repo tasks and generators, third-party generators by entry point, the CLI's command groups.
 
-Entries are "module:Class" strings so that listing imports only light modules; a third-party
+Entries are "module:Class" strings; a class's registry name is its `meta.name` (two classes with one
+name are refused), so the name a user types is the one its results carry. Listing imports each
+module, so modules keep heavy imports (torch, diffusers, MONAI) inside their methods. A third-party
 generator's results are marked unverified because nobody here reviewed its code.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib.metadata import entry_points
 
@@ -16,54 +19,82 @@ from .task import Task
 
 ENTRY_POINT_GROUP = "cxrbench.generators"
 
-TASKS: dict[str, str] = {
-    "phantom_cls": "cxrbench.tasks.embedded.tasks:PhantomClassification",
-    "phantom_seg": "cxrbench.tasks.embedded.tasks:PhantomSegmentation",
-    "pneumonia_cls": "cxrbench.tasks.real.open_suite:PneumoniaKermany",
-    "covid_lung_seg": "cxrbench.tasks.real.open_suite:CovidLungSegmentation",
-    "chexpert_cls": "cxrbench.tasks.real.paper_suite:ChexpertClassification",
-    "rsna_cls": "cxrbench.tasks.real.paper_suite:RsnaClassification",
-    "siim_seg": "cxrbench.tasks.real.paper_suite:SiimSegmentation",
-    "candid_seg": "cxrbench.tasks.real.paper_suite:CandidSegmentation",
+TASK_CLASSES = (
+    "cxrbench.tasks.embedded.tasks:PhantomClassification",
+    "cxrbench.tasks.embedded.tasks:PhantomSegmentation",
+    "cxrbench.tasks.real.open_suite:PneumoniaKermany",
+    "cxrbench.tasks.real.open_suite:CovidLungSegmentation",
+    "cxrbench.tasks.real.paper_suite:ChexpertClassification",
+    "cxrbench.tasks.real.paper_suite:RsnaClassification",
+    "cxrbench.tasks.real.paper_suite:SiimSegmentation",
+    "cxrbench.tasks.real.paper_suite:CandidSegmentation",
+)
+
+GENERATOR_CLASSES = (
+    "cxrbench.generators.real_only:RealOnly",
+    "cxrbench.generators.classic_aug:ClassicAugmentation",
+    "cxrbench.generators.oracle:Oracle",
+    "cxrbench.generators.noise:Noise",
+    "cxrbench.generators.ldm.generator:TextConditionedLDM",
+    "cxrbench.generators.ldm.generator:MaskConditionedLDM",
+    "cxrbench.generators.ldm.refined:TextProxyLDM",
+    "cxrbench.generators.ldm.refined:MaskProxyLDM",
+    "cxrbench.generators.ldm.reviewed:MaskReviewedLDM",
+    "cxrbench.generators.pretrained:PretrainedPipeline",
+)
+
+COMMAND_GROUPS = {
+    "data": "cxrbench.tasks.real.data_cli:data_app",
 }
-
-GENERATORS: dict[str, str] = {
-    "real_only": "cxrbench.generators.real_only:RealOnly",
-    "classic_aug": "cxrbench.generators.classic_aug:ClassicAugmentation",
-    "oracle": "cxrbench.generators.oracle:Oracle",
-    "noise": "cxrbench.generators.noise:Noise",
-    "ldm_text": "cxrbench.generators.ldm.generator:TextConditionedLDM",
-    "ldm_mask": "cxrbench.generators.ldm.generator:MaskConditionedLDM",
-    "ldm_text_proxy": "cxrbench.generators.ldm.refined:TextProxyLDM",
-    "ldm_mask_proxy": "cxrbench.generators.ldm.refined:MaskProxyLDM",
-    "ldm_mask_reviewed": "cxrbench.generators.ldm.reviewed:MaskReviewedLDM",
-    "pretrained_pipeline": "cxrbench.generators.pretrained:PretrainedPipeline",
-}
-
-BASELINE = "real_only"
+"""CLI sub-apps that live next to what they serve (the dataset commands next to the datasets)."""
 
 
-def _load(target: str) -> type:
+def load_target(target: str) -> object:
+    """The attribute a "module:attribute" string names."""
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
 
 
+def _by_name(classes: Iterable[type], kind: str) -> dict[str, type]:
+    found: dict[str, type] = {}
+    for cls in classes:
+        name = cls.meta.name
+        if name in found:
+            raise RuntimeError(f"two {kind} classes are registered as {name!r}: {found[name].__qualname__} and "
+                               f"{cls.__qualname__}")
+        found[name] = cls
+    return found
+
+
+@lru_cache(maxsize=1)
+def _tasks() -> dict[str, type[Task]]:
+    return _by_name(map(load_target, TASK_CLASSES), "task")
+
+
+@lru_cache(maxsize=1)
+def _in_repo_generators() -> dict[str, type[Generator]]:
+    return _by_name(map(load_target, GENERATOR_CLASSES), "generator")
+
+
 def task_names() -> list[str]:
-    return sorted(TASKS)
+    return sorted(_tasks())
+
+
+def suites() -> list[str]:
+    return sorted({cls.meta.suite for cls in _tasks().values()})
 
 
 def suite_tasks(suite: str) -> list[str]:
-    names = [name for name in task_names() if task_class(name).meta.suite == suite]
+    names = [name for name, cls in sorted(_tasks().items()) if cls.meta.suite == suite]
     if not names:
-        known = sorted({task_class(n).meta.suite for n in task_names()})
-        raise UnknownNameError(f"unknown suite {suite!r}; known suites: {', '.join(known)}")
+        raise UnknownNameError(f"unknown suite {suite!r}; known suites: {', '.join(suites())}")
     return names
 
 
 def task_class(name: str) -> type[Task]:
-    if name not in TASKS:
+    if name not in _tasks():
         raise UnknownNameError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    return _load(TASKS[name])
+    return _tasks()[name]
 
 
 def get_task(name: str) -> Task:
@@ -74,7 +105,7 @@ def get_task(name: str) -> Task:
 def _third_party() -> dict[str, type[Generator]]:
     found: dict[str, type[Generator]] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in GENERATORS:
+        if point.name in _in_repo_generators():
             continue  # an in-repo name cannot be shadowed from outside
         cls = point.load()
         cls.meta = cls.meta.model_copy(update={"verified": False})
@@ -83,12 +114,12 @@ def _third_party() -> dict[str, type[Generator]]:
 
 
 def generator_names() -> list[str]:
-    return sorted(GENERATORS) + sorted(_third_party())
+    return sorted(_in_repo_generators()) + sorted(_third_party())
 
 
 def generator_class(name: str) -> type[Generator]:
-    if name in GENERATORS:
-        return _load(GENERATORS[name])
-    if name in _third_party():
-        return _third_party()[name]
+    for registry in (_in_repo_generators(), _third_party()):
+        if name in registry:
+            return registry[name]
     raise UnknownNameError(f"unknown generator {name!r}; known generators: {', '.join(generator_names())}")
+

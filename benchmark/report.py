@@ -20,7 +20,7 @@ def rows(result: RunResult) -> list[list[str]]:
         metric = task.task.metric
         if not task.comparisons:
             b = task.baseline
-            out.append([task.task.name, "real_only", "0", f"{task.n_train_real}+0", "", f"{b.mean:.3f} ± {b.std:.3f}",
+            out.append([task.task.name, b.generator, "0", f"{task.n_train_real}+0", "", f"{b.mean:.3f} ± {b.std:.3f}",
                         "", "", "", "", "", "", ""])
         arms = {(a.generator, a.ratio): a for a in task.arms}
         for c in task.comparisons:

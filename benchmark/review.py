@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 
 from .cache import Cache
-from .cells import synthetic_set
-from .plan import SYNTHETIC_STAGE, first_ratio_cell, plan_task
+from .cell import synthetic_set
+from .plan import first_ratio_cell, plan_task
+from .protocol import REVIEWED_SEED
 from .schemas import RunConfig
-
-REVIEWED_SEED = 0
-"""Reviewers judge the synthetic set of this seed at the task's first default ratio (as `ldm_mask_reviewed` expects)."""
 
 
 def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig) -> Path:
@@ -22,7 +20,7 @@ def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig)
     _, cell = first_ratio_cell(plan, generator, REVIEWED_SEED)
     cache = Cache(cache_root)
     synthetic_set(cell, cache, plan.splits)
-    return cache.path(SYNTHETIC_STAGE[0], cell.synthetic_key)
+    return cache.path("synthetic", cell.synthetic_key)
 
 
 def open_review_page(set_dir: Path, feedback: Path, reviewer: str, port: int) -> int:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
 from cxrbench.feedback import FeedbackRecord, append_feedback, now, read_feedback
-from cxrbench.synthetic import MANIFEST, SyntheticManifest, with_condition
+from cxrbench.synthetic import load_synthetic_set, with_condition
 
 if not {"CXRBENCH_REVIEW_SET", "CXRBENCH_REVIEW_FEEDBACK"} <= os.environ.keys():
     st.error("This page is opened by `cxrbench review --generator G --task T`, which tells it the synthetic set "
@@ -25,7 +24,7 @@ if not {"CXRBENCH_REVIEW_SET", "CXRBENCH_REVIEW_FEEDBACK"} <= os.environ.keys():
     st.stop()
 SET_DIR = Path(os.environ["CXRBENCH_REVIEW_SET"])
 FEEDBACK = Path(os.environ["CXRBENCH_REVIEW_FEEDBACK"])
-manifest = SyntheticManifest.model_validate_json((SET_DIR / MANIFEST).read_text())
+manifest, images = load_synthetic_set(SET_DIR)
 hashes = [entry.sha256 for entry in manifest.entries]
 
 st.set_page_config(page_title=f"review {manifest.generator}", layout="centered")
@@ -54,7 +53,7 @@ if not pending:
     st.success("Every image of this set has a verdict.")
     st.stop()
 entry = manifest.entries[pending[0]]
-image = np.asarray(Image.open(SET_DIR / entry.file), dtype=np.float32) / 65535.0
+image = images[pending[0]]
 requested = ", ".join(f"{name} {'present' if value else 'absent'}" for name, value in entry.condition.labels.items())
 st.markdown(f"**{entry.file}**: asked for {requested}"
             + (" (requested mask outlined in red)" if entry.condition.kind == "mask" else ""))

@@ -8,11 +8,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import PROTOCOL_VERSION, __version__
+from . import __version__
 from .cache import Cache, write_atomic
-from .cells import ready_generator
+from .fitting import ready_generator
 from .executor import execute
 from .plan import TaskPlan, checked_config, plan_task
+from .protocol import PROTOCOL_VERSION
 from .registry import generator_class
 from .schemas import RunConfig, RunResult
 from .scoring import METHODS, score_run

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-RESULT_SCHEMA_VERSION = "1"
+from .protocol import RESULT_SCHEMA_VERSION
 
 Conditioning = Literal["label", "text", "mask"]
 
@@ -18,7 +18,7 @@ class TaskMeta(BaseModel):
 
     name: str
     version: str = Field(description="Bumped whenever data, split rule, recipe or metric change.")
-    suite: Literal["embedded", "open", "paper"]
+    suite: str = Field(description="The suite it belongs to; the registry's tasks define the known suites.")
     kind: Literal["classification", "segmentation"]
     labels: list[str]
     metric: Literal["macro_f1", "dice"]
@@ -50,7 +50,6 @@ class GeneratorMeta(BaseModel):
         default_factory=list, description="Data the generator saw before the run (checked against test splits)."
     )
     licence: str = "Apache-2.0"
-    extra: str | None = Field(default=None, description="The pip extra its heavy dependencies come with.")
     suites: list[str] | None = Field(default=None, description="Suites it can serve (None: all).")
     verified: bool = Field(default=True, description="False for third-party generators from entry points.")
     variant_of: str | None = Field(default=None, description="The generator this one refines (e.g. by a proxy "
@@ -103,7 +102,8 @@ class ArmResult(BaseModel):
 class ComparisonResult(BaseModel):
     generator: str
     ratio: float
-    reference: str = Field(description="The arm compared against (the real-only baseline).")
+    reference: str = Field(description="The arm compared against (real_only, or a reference the protocol names: "
+                                       "a baseline such as classic_aug, or the generator this one is a variant of).")
     reference_mean: float
     arm_mean: float
     delta: float

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cache import Cache
-from .cells import load_predictions
 from .plan import Arm, TaskPlan
+from .predictions import load_predictions
+from .protocol import ArmRole, references
 from .registry import generator_class
 from .samples import Splits
 from .schemas import ArmResult, ComparisonResult, SeedScore, TaskResult
-from .stats import CaseMetric, compare, correct
+from .stats import CaseMetric, Comparison, compare, correct
 from .task import Predictions, Task
 
 METHODS = {
@@ -44,6 +45,10 @@ class ArmPredictions:
     variant_of: str | None = None
     """The generator this arm's generator refines (e.g. ldm_mask for ldm_mask_proxy): also a reference."""
 
+    @property
+    def protocol_role(self) -> ArmRole:
+        return ArmRole(self.generator, self.role, self.ratio, self.variant_of)
+
 
 @dataclass(frozen=True)
 class TaskPredictions:
@@ -55,8 +60,29 @@ class TaskPredictions:
     arms: list[ArmPredictions]
     references: list[ArmPredictions]
 
+    def scored_arms(self) -> list[ArmPredictions]:
+        """The arms and references, each once (an arm may also be a reference, e.g. classic_aug in a run)."""
+        unique = {(arm.generator, arm.ratio): arm for arm in [*self.arms, *self.references]}
+        return list(unique.values())
 
-def _arm_metrics(task: Task, splits: Splits, arm: ArmPredictions) -> tuple[list[CaseMetric], ArmResult]:
+
+@dataclass(frozen=True)
+class _Scored:
+    metrics: list[CaseMetric]
+    result: ArmResult
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One comparison the protocol asks for: an arm against one of its references, with its statistics."""
+
+    task: int
+    arm: _Scored
+    reference: _Scored
+    stats: Comparison
+
+
+def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
     metrics, seeds = [], []
     for seed, cell, predictions in arm.seeds:
         metric, per_label = task.case_metric(predictions, splits)
@@ -66,50 +92,49 @@ def _arm_metrics(task: Task, splits: Splits, arm: ArmPredictions) -> tuple[list[
     result = ArmResult(generator=arm.generator, generator_revision=arm.revision, ratio=arm.ratio,
                        n_real=len(splits.train), n_synthetic=arm.n_synthetic, seeds=seeds,
                        mean=float(scores.mean()), std=float(scores.std(ddof=1)) if len(scores) > 1 else 0.0)
-    return metrics, result
+    return _Scored(metrics, result)
 
 
 def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> list[TaskResult]:
-    """Score every task; p-values are corrected across all comparisons of the call together.
+    """Score every task, in three plain steps: score each arm, compare each (arm, reference) pair the
+    protocol asks for (`protocol.references`), correct the p-values of all pairs of the call as one family.
 
-    Every arm is compared with real_only; an arm of role "generator" also with each reference arm
-    (role "baseline", e.g. classic_aug) at the same ratio, the bar a generator must clear to be worth
-    its compute, and with the generator it is a variant of (`GeneratorMeta.variant_of`, e.g. ldm_mask
-    for ldm_mask_proxy) when the call holds that one too. The runner and the submission validator both score through here, so a submitted
-    number is recomputed by the very code that produced it.
+    The runner and the submission validator both score through here, so a submitted number is
+    recomputed by the very code that produced it.
     """
-    drafts = []
-    for item in tasks:
-        base_metrics, baseline = _arm_metrics(item.task, item.splits, item.baseline)
-        unique = list({id(arm): arm for arm in [*item.arms, *item.references]}.values())
-        scored = {id(arm): _arm_metrics(item.task, item.splits, arm) for arm in unique}
+    baselines, scored, pairs = [], [], []
+    for index, item in enumerate(tasks):
+        baseline = _score_arm(item.task, item.splits, item.baseline)
+        arms = item.scored_arms()
+        by_arm = {(arm.generator, arm.ratio): _score_arm(item.task, item.splits, arm) for arm in arms}
         patients = item.splits.test.patient_ids.tolist()
-        comparisons = []
         for arm in item.arms:
-            metrics, result = scored[id(arm)]
-            references = [(baseline, base_metrics)]
-            if arm.role == "generator":
-                references += [scored[id(ref)][::-1] for ref in unique if ref.ratio == arm.ratio and ref is not arm
-                               and (ref.role == "baseline" or ref.generator == arm.variant_of)]
-            comparisons += [(result, reference, compare(metrics, reference_metrics, patients, n_boot=n_boot, seed=0))
-                            for reference, reference_metrics in references]
-        drafts.append((item, baseline, [scored[id(arm)][1] for arm in unique], comparisons))
-    p_values = [c.p_value for _, _, _, comps in drafts for _, _, c in comps]
-    holm, bonferroni = iter(correct(p_values, "holm")), iter(correct(p_values, "bonferroni"))
-    results = []
-    for item, baseline, arms, comps in drafts:
-        comparisons = [
-            ComparisonResult(generator=arm.generator, ratio=arm.ratio, reference=reference.generator,
-                             reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, t_ci=c.t_ci,
-                             boot_ci=c.boot_ci, p_value=c.p_value, p_holm=next(holm), p_bonferroni=next(bonferroni),
-                             n_seeds=c.n_seeds)
-            for arm, reference, c in comps
-        ]
-        test = item.splits.test
-        results.append(TaskResult(task=item.task.meta, n_train_real=len(item.splits.train), n_val=len(item.splits.val),
-                                  n_test=len(test), n_test_patients=len(set(test.patient_ids.tolist())),
-                                  baseline=baseline, arms=arms, comparisons=comparisons))
-    return results
+            own = by_arm[(arm.generator, arm.ratio)]
+            others = references(arm.protocol_role, [other.protocol_role for other in arms])
+            for reference in [baseline, *(by_arm[(r.generator, r.ratio)] for r in others)]:
+                stats = compare(own.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
+                pairs.append(_Pair(index, own, reference, stats))
+        baselines.append(baseline)
+        scored.append([by_arm[(arm.generator, arm.ratio)].result for arm in arms])
+    p_values = [pair.stats.p_value for pair in pairs]
+    holm, bonferroni = correct(p_values, "holm"), correct(p_values, "bonferroni")
+    comparisons: list[list[ComparisonResult]] = [[] for _ in tasks]
+    for pair, p_holm, p_bonferroni in zip(pairs, holm, bonferroni, strict=True):
+        c = pair.stats
+        comparisons[pair.task].append(ComparisonResult(
+            generator=pair.arm.result.generator, ratio=pair.arm.result.ratio, reference=pair.reference.result.generator,
+            reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, t_ci=c.t_ci, boot_ci=c.boot_ci,
+            p_value=c.p_value, p_holm=p_holm, p_bonferroni=p_bonferroni, n_seeds=c.n_seeds))
+    return [_task_result(item, baseline, arms, compared)
+            for item, baseline, arms, compared in zip(tasks, baselines, scored, comparisons, strict=True)]
+
+
+def _task_result(item: TaskPredictions, baseline: _Scored, arms: list[ArmResult],
+                 comparisons: list[ComparisonResult]) -> TaskResult:
+    test = item.splits.test
+    return TaskResult(task=item.task.meta, n_train_real=len(item.splits.train), n_val=len(item.splits.val),
+                      n_test=len(test), n_test_patients=len(set(test.patient_ids.tolist())),
+                      baseline=baseline.result, arms=arms, comparisons=comparisons)
 
 
 def arm_predictions(arm: Arm, cache: Cache) -> ArmPredictions:

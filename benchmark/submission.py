@@ -24,22 +24,29 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import SubmissionError
+from .protocol import SUBMISSION_SCHEMA_VERSION
 from .schemas import Conditioning, DatasetRef, GeneratorMeta, RunConfig, TaskResult
 
-SUBMISSION_SCHEMA_VERSION = "1"
 CARD_FILE = "generator.yaml"
 GALLERY_DIR = "gallery"
-GALLERY_SUITES = frozenset({"embedded"})
-"""Suites whose entries carry a gallery. Real datasets may not be redistributed (covid-lungs' per-image
-licences, CheXpert's terms), and a classic_aug or memorising generator's images are near copies of them;
-rendered phantoms show no patient."""
 MAX_FILE_BYTES = 1_000_000
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 _MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!]|javascript:", re.IGNORECASE)
 
-UPGRADES: dict[str, Callable[[dict], dict]] = {}
-"""Version -> function turning a file of that version into the next version's dict (none yet: v1 is the first)."""
+
+
+def _from_v1(data: dict) -> dict:
+    """v1 declared `fidelity` and `privacy` maps that cxrbench never filled: drop them empty, refuse them filled."""
+    filled = [name for name in ("fidelity", "privacy") if data.get(name)]
+    if filled:
+        raise ValueError(f"carries {' and '.join(filled)} values, which no cxrbench computes (nothing could "
+                         f"recompute them); remove them")
+    return {**{k: v for k, v in data.items() if k not in ("fidelity", "privacy")}, "schema_version": "2"}
+
+
+UPGRADES: dict[str, Callable[[dict], dict]] = {"1": _from_v1}
+"""Version -> function turning a file of that version into the next version's dict."""
 
 
 def _no_markup(value: str) -> str:
@@ -104,8 +111,6 @@ class TaskSubmission(BaseModel):
     test_ids: list[str]
     result: TaskResult
     predictions: str = Field(description="base64 of an npz: '<generator>|<ratio>|<seed>|<array>' -> array.")
-    fidelity: dict[str, float] = Field(default_factory=dict)
-    privacy: dict[str, float] = Field(default_factory=dict)
     gallery: list[GalleryImage] = Field(default_factory=list)
 
     @property

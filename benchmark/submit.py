@@ -17,18 +17,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import PROTOCOL_VERSION, __version__
+from . import __version__
 from .cache import Cache, write_atomic
-from .cells import load_splits
 from .errors import DataError
-from .plan import SYNTHETIC_STAGE, Arm, plan_task
-from .registry import BASELINE, generator_class
+from .plan import Arm, plan_task
+from .protocol import PROTOCOL_VERSION, entry_references
+from .registry import generator_class
 from .samples import split_hash
 from .schemas import RunResult
 from .scoring import TaskPredictions, arm_predictions, score_predictions
-from .submission import (CARD_FILE, GALLERY_DIR, GALLERY_SUITES, GalleryImage, GeneratorCard, TaskSubmission,
+from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, GeneratorCard, TaskSubmission,
                          encode_predictions, load_card, prediction_key, task_file_name)
-from .synthetic import MANIFEST, SyntheticManifest, write_grid
+from .synthetic import load_synthetic_set, write_grid
+from .task_data import load_splits
 from .validate import validate
 
 GALLERY_IMAGES = 8
@@ -52,14 +53,7 @@ def _predictions(plan_arms: list[Arm], cache: Cache) -> tuple[list, dict[str, np
 
 def _gallery(arm: Arm, cache: Cache, task: str, labels: list[str], folder: Path) -> list[GalleryImage]:
     """Small contact sheets of the seed-0 synthetic set, one per condition (each finding, no finding, mask)."""
-    from PIL import Image
-
-    directory = cache.path(SYNTHETIC_STAGE[0], arm.cells[0].synthetic_key)
-    try:
-        manifest = SyntheticManifest.model_validate_json((directory / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise DataError(f"the cache lacks the synthetic set {directory}; pass the --cache-dir the run used") from None
-    images = np.stack([np.asarray(Image.open(directory / e.file), dtype=np.float32) / 65535.0 for e in manifest.entries])
+    manifest, images = load_synthetic_set(cache.path("synthetic", arm.cells[0].synthetic_key))
     conditions = [e.condition for e in manifest.entries]
     groups: dict[str, list[int]] = {}
     for i, condition in enumerate(conditions):
@@ -128,8 +122,7 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
     if card.name not in result.config.generators:
         raise DataError(f"{result_path}: generator {card.name!r} (from its card) is not in this run "
                         f"(it ran {', '.join(result.config.generators)})")
-    references = [g for g in result.config.generators
-                  if meta.role == "generator" and g != BASELINE and generator_class(g).meta.role == "baseline"]
+    references = entry_references(meta, [generator_class(g).meta for g in result.config.generators])
     cache = Cache(cache_root)
     items, drafts = [], []
     for task_result in result.tasks:
@@ -168,7 +161,7 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
             test_ids=splits.test.sample_ids.astype(str).tolist(), result=scored_task,
             predictions=encode_predictions(arrays),
             gallery=(_gallery(first_arm, cache, name, plan.task.meta.labels, folder)
-                     if plan.task.meta.suite in GALLERY_SUITES else []))
+                     if plan.task.redistributable else []))
         path = folder / task_file_name(plan.task.meta.suite, name)
         write_atomic(path, submission.model_dump_json(indent=1).encode())
         written.append(path)

@@ -71,23 +71,32 @@ def write_synthetic_set(directory: Path, images: np.ndarray, conditions: list[Co
     write_grid(directory / GRID, images, conditions)
 
 
+def load_synthetic_set(directory: Path) -> tuple[SyntheticManifest, np.ndarray]:
+    """The set's manifest and its images (N, H, W) float32 in [0, 1]: the one reader of a stored set."""
+    path = directory / MANIFEST
+    try:
+        manifest = SyntheticManifest.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no synthetic set here (manifest missing)") from None
+    if not manifest.entries:
+        raise DataError(f"{path}: the synthetic set is empty")
+    images = [np.asarray(Image.open(directory / entry.file), dtype=np.float32) / 65535.0 for entry in manifest.entries]
+    return manifest, np.stack(images)
+
+
 def read_synthetic_set(directory: Path, label_names: list[str]) -> SampleSet:
     """The set as training rows: images from the PNGs, labels and masks from the conditions asked for."""
-    manifest = SyntheticManifest.model_validate_json((directory / MANIFEST).read_text())
-    images, labels, masks = [], [], []
+    manifest, images = load_synthetic_set(directory)
+    labels, masks = [], []
     for entry in manifest.entries:
-        image = np.asarray(Image.open(directory / entry.file), dtype=np.float32) / 65535.0
-        images.append(image)
         try:
             labels.append([entry.condition.labels[name] for name in label_names])
         except KeyError as missing:
             raise DataError(f"{directory / MANIFEST}: entry {entry.file} has no label {missing}") from None
         masks.append(entry.condition.mask if entry.condition.kind == "mask" else None)
-    if not images:
-        raise DataError(f"{directory / MANIFEST}: the synthetic set is empty")
     ids = np.array([f"synthetic/{manifest.generator}/{manifest.seed}/{i}" for i in range(len(images))])
     return SampleSet(
-        images=np.stack(images),
+        images=images,
         labels=np.asarray(labels, dtype=np.int8),
         masks=None if any(m is None for m in masks) else np.stack(masks),
         patient_ids=ids, sample_ids=ids,

@@ -21,6 +21,10 @@ class Task(ABC):
     meta: ClassVar[TaskMeta]
     folder: ClassVar[str | None] = None
     """The dataset's folder under the data root, for tasks on real data (None: the task makes its own)."""
+    redistributable: ClassVar[bool] = False
+    """Whether images of this task (and synthetic images, which may be near copies of them) may be published
+    with a submission. Real datasets may not (covid-lungs' per-image licences, CheXpert's terms); rendered
+    phantoms show no patient."""
 
     @abstractmethod
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:

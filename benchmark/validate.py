@@ -17,18 +17,17 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from . import PROTOCOL_VERSION
-from .cells import load_splits
 from .errors import DataError, SubmissionError, UnknownNameError
-from .plan import incompatibility
-from .registry import BASELINE, generator_class, get_task
+from .protocol import BASELINE, PROTOCOL_VERSION, condition_kind, incompatibility, leaked_training_data
+from .registry import generator_class, get_task
 from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
-from .submission import (CARD_FILE, GALLERY_SUITES, MAX_FILE_BYTES, GeneratorCard, TaskSubmission,
+from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmission,
                          decode_predictions, load_card, load_task_submission, prediction_key, pydantic_problems,
                          task_files)
 from .task import Task
+from .task_data import load_splits
 
 Problem = tuple[str, str, str]
 MAX_GALLERY_BYTES = 200_000
@@ -209,27 +208,18 @@ def _check_generators(submission: TaskSubmission, task: Task, add) -> dict[str, 
 
 
 def _check_card(card: GeneratorCard, task: Task, add) -> None:
-    needed = "label" if task.meta.kind == "classification" else "mask"
+    needed = condition_kind(task.meta)
     if needed not in card.conditioning:
         add("generator.yaml conditioning", f"is {card.conditioning}; task {task.meta.name} needs {needed!r}")
-    for i, ref in enumerate(card.training_data):
-        if ref.dataset.lower() in task_dataset_names(task) and ref.split.lower() != "train":
-            add(f"generator.yaml training_data[{i}]",
-                f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s data beyond its "
-                f"train split (a test-set leak); only its train split may be used")
-
-
-def task_dataset_names(task: Task) -> set[str]:
-    """Names a card may give the task's data: the task, its suite, and a real task's dataset folder.
-
-    Real tasks re-split the published folders by patient, so any split of the dataset other than
-    cxrbench's own train split can hold the task's val or test patients.
-    """
-    return {task.meta.name, task.meta.suite} | ({task.folder} if task.folder else set())
+    for i in leaked_training_data(card.training_data, task.meta, task.folder):
+        ref = card.training_data[i]
+        add(f"generator.yaml training_data[{i}]",
+            f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s data beyond its "
+            f"train split (a test-set leak); only its train split may be used")
 
 
 def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) -> None:
-    if submission.gallery and task.meta.suite not in GALLERY_SUITES:
+    if submission.gallery and not task.redistributable:
         add("gallery", f"entries on {task.meta.suite}-suite tasks carry no gallery: the dataset's images, and "
                        f"synthetic images close to them, may not be redistributed here")
         return

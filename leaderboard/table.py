@@ -68,14 +68,12 @@ def _rows(entry: Entry) -> list[dict]:
                 "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, "verified": sub.verified,
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
-                **{f"fidelity_{k}": v for k, v in sub.fidelity.items()},
-                **{f"privacy_{k}": v for k, v in sub.privacy.items()},
             })
     return rows
 
 
 def build_table(root: Path) -> pd.DataFrame:
-    """The leaderboard table; fidelity_* / privacy_* columns appear where some submission reports them."""
+    """The leaderboard table: one row per (suite, task, generator, ratio, reference) comparison."""
     rows = [row for entry in load_entries(root) for row in _rows(entry)]
     table = pd.DataFrame(rows)
     if table.empty:

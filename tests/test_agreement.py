@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cxrbench.agreement import measure_agreement, shuffled_requests
-from cxrbench.cells import load_splits
+from cxrbench.task_data import load_splits
 from cxrbench.schemas import RunConfig
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cxrbench.cells import load_splits
+from cxrbench.task_data import load_splits
 from cxrbench.errors import GeneratorError
-from cxrbench.plan import incompatibility
+from cxrbench.protocol import incompatibility
 from cxrbench.registry import generator_class, get_task
 from cxrbench.synthetic import GRID, MANIFEST, read_synthetic_set, write_synthetic_set
 

@@ -9,13 +9,13 @@ import pytest
 from safetensors.numpy import load_file
 
 from cxrbench.cache import Cache
-from cxrbench.cells import ready_generator, synthetic_set
+from cxrbench.cell import synthetic_set
+from cxrbench.fitting import ready_generator
 from cxrbench.conditions import LabelCondition
-from cxrbench.generators.ldm.proxy import PROXY_SEED
 from cxrbench.generators.ldm.selection import rejection_sample
 from cxrbench.registry import get_task
-from cxrbench.plan import FIT_STAGE, SYNTHETIC_STAGE, first_ratio_cell, plan_task
-from cxrbench.agreement import JUDGE_SEED
+from cxrbench.plan import first_ratio_cell, plan_task
+from cxrbench.protocol import JUDGE_SEED, PROXY_SEED
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import RunConfig
 from cxrbench.synthetic import MANIFEST, SyntheticManifest
@@ -72,7 +72,7 @@ def refined(tmp_path_factory):
 
 def test_each_round_is_its_own_cached_fit_with_its_acceptance_rate(refined):
     plan, _, cache, generator = refined
-    fits = list((cache.root / FIT_STAGE[0]).glob("*/*/ldm.json"))
+    fits = list((cache.root / "fit").glob("*/*/ldm.json"))
     assert len(fits) == 3  # plain ldm_mask, round 0 (proxy trained), round 1 (fine-tuned)
     assert len([f for f in fits if (f.parent / "rounds.json").is_file()]) == 2
     (round_one,) = generator.history
@@ -85,7 +85,7 @@ def test_each_round_is_its_own_cached_fit_with_its_acceptance_rate(refined):
 def test_filtered_generation_delivers_the_count_and_records_acceptance(refined):
     plan, cell, cache, generator = refined
     manifest = SyntheticManifest.model_validate_json(
-        (cache.path(SYNTHETIC_STAGE[0], cell.synthetic_key) / MANIFEST).read_text())
+        (cache.path("synthetic", cell.synthetic_key) / MANIFEST).read_text())
     assert manifest.notes["filter"] == "proxy" and manifest.notes["requested"] == len(manifest.entries) == 4
     conditions = plan.task.conditions(plan.splits.train, 6, seed=1)
     images = generator.checked_generate(conditions, seed=2)
@@ -102,7 +102,7 @@ def test_the_proxy_is_not_the_judge():
 
 def test_the_proxy_never_sees_val_or_test(refined):
     plan, _, cache, _ = refined
-    for proxy_dir in (cache.root / FIT_STAGE[0]).glob("*/*/proxy"):
+    for proxy_dir in (cache.root / "fit").glob("*/*/proxy"):
         trained_on = json.loads((proxy_dir / "proxy.json").read_text())["trained_on"]
         assert sorted(trained_on) == sorted(plan.splits.train.sample_ids.tolist())
         assert all(np.isfinite(w).all() for w in load_file(proxy_dir / "proxy.safetensors").values())

@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxrbench.cache import Cache
-from cxrbench.cells import synthetic_set
+from cxrbench.cell import synthetic_set
 from cxrbench.feedback import FeedbackRecord, append_feedback, now, read_feedback
-from cxrbench.plan import SYNTHETIC_STAGE, first_ratio_cell, plan_task
+from cxrbench.plan import first_ratio_cell, plan_task
 from cxrbench.registry import get_task
 from cxrbench.review import reviewed_set
 from cxrbench.schemas import RunConfig
@@ -111,7 +111,7 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
     _, cell = first_ratio_cell(plan, "ldm_mask_reviewed", 0)
     cache = Cache(tmp_path / "cache")
     synthetic_set(cell, cache, plan.splits)
-    made = SyntheticManifest.model_validate_json((cache.path(SYNTHETIC_STAGE[0], cell.synthetic_key) / MANIFEST).read_text())
+    made = SyntheticManifest.model_validate_json((cache.path("synthetic", cell.synthetic_key) / MANIFEST).read_text())
     new = [e.sha256 for e in made.entries]
     assert len(new) == len(hashes)
     assert set(new) & set(hashes) == set(hashes) - {hashes[1], hashes[3]}

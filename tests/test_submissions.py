@@ -15,7 +15,8 @@ from cxrbench import submission
 from cxrbench.errors import SubmissionError
 from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
 from cxrbench.registry import get_task
-from cxrbench.validate import task_dataset_names, validate
+from cxrbench.protocol import task_data_names
+from cxrbench.validate import validate
 
 from .real_data import SHARED_DATA, shared_dataset
 
@@ -145,8 +146,10 @@ def test_real_data_entry_without_the_data_is_a_problem(entry, monkeypatch):
 
 def test_a_real_tasks_dataset_folder_names_its_data():
     """A card declaring `pneumonia-kermany/test` is caught like one declaring `pneumonia_cls/test`."""
-    assert task_dataset_names(get_task("pneumonia_cls")) == {"pneumonia_cls", "open", "pneumonia-kermany"}
-    assert task_dataset_names(get_task("phantom_cls")) == {"phantom_cls", "embedded"}
+    task = get_task("pneumonia_cls")
+    assert task_data_names(task.meta, task.folder) == {"pneumonia_cls", "open", "pneumonia-kermany"}
+    task = get_task("phantom_cls")
+    assert task_data_names(task.meta, task.folder) == {"phantom_cls", "embedded"}
 
 
 @pytest.mark.parametrize("name", list(TAMPERINGS))

@@ -16,10 +16,9 @@ import numpy as np
 
 from cxrbench.conditions import Condition
 from cxrbench.errors import GeneratorError
+from cxrbench.protocol import PROXY_SEED
 from cxrbench.samples import SampleSet
 
-PROXY_SEED = 7_001
-"""Not the agreement judge's seed (9001) and not a run seed (0..n)."""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from cxrbench.conditions import Condition
 from cxrbench.errors import ConfigError, GeneratorError
 from cxrbench.feedback import read_feedback
 from cxrbench.generator import Generator
-from cxrbench.review import REVIEWED_SEED
+from cxrbench.protocol import REVIEWED_SEED, synthetic_count
 from cxrbench.samples import SampleSet
 from cxrbench.schemas import GeneratorMeta, TaskMeta
 from cxrbench.synthetic import image_sha256
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def reviewed_count(task: TaskMeta, n_train: int) -> int:
     """Size of the reviewed set: the task's first default ratio, as the runner sizes it."""
-    return max(1, int(round(task.default_ratios[0] * n_train)))
+    return synthetic_count(task.default_ratios[0], n_train)
 
 
 class MaskReviewedLDM(ProxyRefinedLDM):

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from cxrbench.leaderboard.table import Entry, seed_scores
-from cxrbench.submission import GALLERY_SUITES
 from cxrbench.leaderboard.views.text import plain
 
 
@@ -39,7 +38,7 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
     st.dataframe(per_seed.rename(columns="seed {}".format).reset_index(), hide_index=True, width="stretch")
     st.subheader("Synthetic images per condition (seed 0)")
     for sub in entry.tasks:
-        if sub.suite not in GALLERY_SUITES:
+        if not sub.gallery:
             st.caption(f"{plain(sub.task)}: no images (entries on real data carry none: the datasets may not be "
                        "redistributed)")
             continue

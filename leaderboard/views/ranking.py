@@ -19,8 +19,7 @@ def ranking_table(rows: pd.DataFrame, ci: str) -> pd.DataFrame:
     """Plain cells (text is never rendered as HTML by st.dataframe)."""
     shown = rows.sort_values("delta", ascending=False).assign(
         ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"])])
-    extra = [c for c in rows.columns if c.startswith(("fidelity_", "privacy_")) and rows[c].notna().any()]
-    return shown[list(SHOWN) + extra].rename(columns=SHOWN).reset_index(drop=True)
+    return shown[list(SHOWN)].rename(columns=SHOWN).reset_index(drop=True)
 
 
 def render(entries, table: pd.DataFrame) -> None:

@@ -36,6 +36,8 @@ class _PhantomTask:
     n_patients: ClassVar[int] = 1200
     studies_per_patient: ClassVar[tuple[int, int]] = (1, 3)
     population_seed: ClassVar[int]
+    redistributable: ClassVar[bool] = True
+    """Rendered phantoms show no patient: their entries carry a gallery."""
 
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
         return {"task": self.meta.name, "version": self.meta.version, "phantom": self.phantom.__dict__,

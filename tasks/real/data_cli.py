@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from cxrbench.cli.common import console, fail, one_line_errors
+
 data_app = typer.Typer(no_args_is_help=True, help="Fetch or verify local copies of the open datasets.")
 
 DataRoot = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (env CXRBENCH_DATA_ROOT).",
@@ -23,12 +25,11 @@ def _progress_bar(description: str):
 def fetch(name: Annotated[str, typer.Argument(help="pneumonia-kermany or covid-lungs")],
           data_root: DataRoot = None) -> None:
     """Download an open dataset from its public source into DATA_ROOT/NAME (needs a network)."""
-    from .cli import _fail, _one_line_errors, console
-    from .tasks.real.copies import fetch as fetch_copy
+    from .copies import fetch as fetch_copy
 
     if data_root is None:
-        _fail("say where to put it: --data-root DIR (or CXRBENCH_DATA_ROOT)")
-    with _one_line_errors(), _progress_bar(f"fetching {name}") as bar:
+        fail("say where to put it: --data-root DIR (or CXRBENCH_DATA_ROOT)")
+    with one_line_errors(), _progress_bar(f"fetching {name}") as bar:
         task = bar.add_task("download", total=None)
         target = fetch_copy(name, data_root, progress=lambda done, total: bar.update(task, completed=done,
                                                                                       total=total or None))
@@ -41,18 +42,17 @@ def verify(name: Annotated[Optional[str], typer.Argument(help="One dataset (defa
     """Decode every image of a local copy, count them and hash each split's image list."""
     from rich.table import Table
 
-    from .cli import _one_line_errors, console
-    from .tasks.real.base import data_root as resolve_root
-    from .tasks.real.copies import OPEN_DATASETS, verify as verify_copy
+    from .base import data_root as resolve_root
+    from .copies import OPEN_DATASETS, verify as verify_copy
 
     root = resolve_root(data_root)
     names = [name] if name else [n for n in OPEN_DATASETS if root is not None and (root / n).is_dir()]
     table = Table(title=f"open datasets under {root}")
     for column in ("dataset", "train", "val", "test", "split lists (sha256, first 12)", "known copy"):
         table.add_column(column)
-    with _one_line_errors():
+    with one_line_errors():
         if not names:
-            from .errors import DataError
+            from cxrbench.errors import DataError
 
             raise DataError(f"no open dataset under {root}; expected one of {', '.join(OPEN_DATASETS)} "
                             "(pass --data-root DIR or set CXRBENCH_DATA_ROOT)")

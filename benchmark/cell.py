@@ -1,0 +1,47 @@
+"""Computing one cell: make (or find) its synthetic set, train the downstream model, store predictions.
+
+Everything a cell needs is in its `Cell` description and the cache, so a cell runs the same inline
+or in a worker process, and a killed cell leaves nothing a later run trusts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import Cache
+from .fitting import ready_generator
+from .plan import Cell
+from .predictions import save_predictions
+from .registry import get_task
+from .samples import SampleSet, Splits
+from .synthetic import read_synthetic_set, write_synthetic_set
+from .task_data import load_splits
+
+
+def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
+    """The cell's synthetic images as training rows, generated and stored first if the cache lacks them."""
+    task = get_task(cell.task)
+    if not cache.is_complete("synthetic", cell.synthetic_key):
+        generator = ready_generator(cell, cache, splits.train)
+        conditions = task.conditions(splits.train, cell.n_synthetic, seed=cell.seed)
+        images = generator.checked_generate(conditions, seed=cell.seed)
+        with cache.writing("synthetic", cell.synthetic_key, {"generator": cell.generator, "seed": cell.seed}) as out:
+            write_synthetic_set(out, images, conditions, generator=cell.generator, revision=generator.revision(),
+                                task=cell.task, seed=cell.seed, notes=generator.generation_notes())
+    return read_synthetic_set(cache.path("synthetic", cell.synthetic_key), task.meta.labels)
+
+
+def run_cell(cell: Cell, cache_root: str) -> str:
+    """Compute `cell` unless the cache holds it; returns its key."""
+    cache = Cache(Path(cache_root))
+    if cache.is_complete("downstream", cell.key):
+        return cell.key
+    splits = load_splits(cell.task, cell.data_root, cell.train_size, cache_root)
+    train = splits.train
+    if cell.has_synthetic:
+        train = SampleSet.concat([train, synthetic_set(cell, cache, splits)])
+    predictions = get_task(cell.task).train_and_predict(train, splits, seed=cell.seed, device=cell.device)
+    with cache.writing("downstream", cell.key, {"task": cell.task, "generator": cell.generator, "ratio": cell.ratio,
+                                                "seed": cell.seed}) as out:
+        save_predictions(out, predictions)
+    return cell.key

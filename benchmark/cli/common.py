@@ -1,0 +1,83 @@
+"""What every command shares: the console, one-line errors with exit code 2, option parsing, result printing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from ..errors import ConfigError, CxrbenchError
+
+console = Console(width=max(Console().width, 160))  # the results table needs ~150 columns
+errors = Console(stderr=True)
+
+DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))
+SUBMISSIONS = Path("submissions")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def split_names(value: str | None) -> list[str]:
+    return [] if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def parse_ratios(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(part) for part in split_names(value)]
+    except ValueError:
+        raise ConfigError(f"--ratios must be comma-separated numbers, got {value!r}") from None
+
+
+def show_result(result, fmt: Format) -> None:
+    from ..report import markdown, rich_table
+
+    if fmt is Format.json:
+        typer.echo(result.model_dump_json(indent=1))
+    elif fmt is Format.markdown:
+        typer.echo(markdown(result), nl=False)
+    else:
+        console.print(rich_table(result))
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Bad settings and protocol errors end as one line and exit code 2, never a traceback."""
+    try:
+        yield
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    except CxrbenchError as error:
+        fail(str(error))
+
+
+def read_generator_config(path: Path | None) -> dict:
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        options = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read generator config {path}: {error}") from None
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise ConfigError(f"generator config {path} must map generator names to option mappings")
+    return options

@@ -1,0 +1,68 @@
+"""`cxrbench agreement` and `cxrbench review`: does a generator honour its conditions, by a judge or by people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import DEFAULT_CACHE, console, one_line_errors, read_generator_config
+
+
+def agreement(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="The generator to grade.")],
+    task: Annotated[str, typer.Option(help="The task whose conditions it is asked for.")],
+    seed: Annotated[int, typer.Option(help="Which seed's synthetic set to grade.")] = 0,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the JSON.")] = None,
+) -> None:
+    """Measure whether a generator honours its conditions (a judge trained on real data grades its images)."""
+    from rich.table import Table
+
+    from ..agreement import measure_agreement
+    from ..cache import write_atomic
+    from ..schemas import RunConfig
+
+    with one_line_errors():
+        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, device=device,
+                           generator_config=read_generator_config(generator_config))
+        result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
+    out = out or Path("results") / f"agreement_{task}_{generator}.json"
+    write_atomic(out, result.model_dump_json(indent=1).encode())
+    table = Table(title=f"{generator} on {task}: does the judge find what was asked? ({result.metric}, "
+                        f"{result.n_images} images)")
+    for column in ("", "matched", "shuffled", "real test"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("overall", f"{result.matched:.3f}", f"{result.shuffled:.3f}", f"{result.real_test:.3f}")
+    for label, value in result.matched_per_label.items():
+        table.add_row(label, f"{value:.3f}", f"{result.shuffled_per_label[label]:.3f}", "")
+    console.print(table)
+    console.print(f"written to {out}")
+
+
+def review(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="The generator whose images to review.")],
+    task: Annotated[str, typer.Option(help="The task whose conditions it was asked for.")],
+    reviewer: Annotated[str, typer.Option(help="Your name, recorded with each verdict.")] = "",
+    feedback: Annotated[Optional[Path], typer.Option(help="JSONL file verdicts are appended to.")] = None,
+    train_size: Annotated[Optional[int], typer.Option(help="Real training images (as in the run).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    port: Annotated[int, typer.Option(help="Port of the review page.")] = 8502,
+) -> None:
+    """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""
+    from ..review import open_review_page, reviewed_set
+    from ..schemas import RunConfig
+
+    with one_line_errors():
+        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, train_size=train_size,
+                           generator_config=read_generator_config(generator_config))
+        set_dir = reviewed_set(task, generator, cache_dir, config)
+    feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"
+    console.print(f"reviewing {set_dir}; verdicts go to {feedback}")
+    raise typer.Exit(code=open_review_page(set_dir, feedback, reviewer, port))

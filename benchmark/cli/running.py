@@ -1,0 +1,97 @@
+"""`cxrbench run`, `cxrbench list` and `cxrbench report`: compute a result, see what exists, print a stored result."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+
+from .common import (DEFAULT_CACHE, Format, console, fail, one_line_errors, parse_ratios, read_generator_config,
+                     show_result, split_names)
+
+
+def run(
+    generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
+    task: Annotated[Optional[str], typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
+    suite: Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")] = "embedded",
+    ratios: Annotated[Optional[str], typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
+    train_size: Annotated[Optional[int], typer.Option(help="Real training images (default: the task's).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the RunResult JSON.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    generator_config: Annotated[Optional[Path], typer.Option(
+        help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
+) -> None:
+    """Run generators on a suite's tasks and print Δ against the real-only baseline."""
+    from ..registry import suite_tasks
+    from ..runner import run as run_benchmark
+    from ..schemas import RunConfig
+
+    with one_line_errors():
+        config = RunConfig(tasks=split_names(task) or suite_tasks(suite), generators=split_names(generator),
+                           ratios=parse_ratios(ratios), seeds=seeds, train_size=train_size, n_boot=n_boot,
+                           data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
+        names = "-".join(config.generators)
+        out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
+        result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1, out=out,
+                               show_progress=fmt is Format.table)
+    show_result(result, fmt)
+    if fmt is Format.table:
+        console.print(f"result written to {out} ({result.wall_seconds:.1f} s)")
+
+
+def list_(
+    what: Annotated[str, typer.Argument(help="tasks or generators")] = "all",
+) -> None:
+    """List the registered tasks and generators."""
+    from ..registry import generator_class, generator_names, task_class, task_names
+
+    if what not in ("all", "tasks", "generators"):
+        fail(f"can list tasks or generators, not {what!r}")
+    if what in ("all", "tasks"):
+        metas = [task_class(name).meta for name in task_names()]
+        console.print(_table("tasks", ["name", "suite", "kind", "metric", "version", "description"],
+                             [[m.name, m.suite, m.kind, m.metric, m.version, m.description] for m in metas]))
+    if what in ("all", "generators"):
+        metas = [generator_class(name).meta for name in generator_names()]
+        console.print(_table("generators", ["name", "role", "conditioning", "suites", "verified", "description"],
+                             [[m.name, m.role, ",".join(m.conditioning) or "-", ",".join(m.suites or ["all"]),
+                               "yes" if m.verified else "no", m.description] for m in metas]))
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def report(
+    path: Annotated[Path, typer.Argument(help="A RunResult JSON written by `cxrbench run`.")],
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
+) -> None:
+    """Print a stored result."""
+    from ..schemas import RunResult
+
+    try:
+        text = path.read_text()
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}")
+    try:
+        result = RunResult.model_validate_json(text)
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{path} is not a cxrbench result: field {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    show_result(result, fmt)

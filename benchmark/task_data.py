@@ -1,0 +1,16 @@
+"""A task's data, loaded once per process: planning, every cell of a worker, submit and validate share it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from .registry import get_task
+from .samples import Splits
+
+
+@lru_cache(maxsize=4)
+def load_splits(task: str, data_root: str | None, train_size: int | None, cache_root: str | None = None) -> Splits:
+    """Task data, memoised (loading is pure, so that is safe); arguments are strings so they hash."""
+    return get_task(task).load(None if data_root is None else Path(data_root), train_size=train_size,
+                               cache_dir=None if cache_root is None else Path(cache_root))
