@@ -201,11 +201,6 @@ class Anatomy:
     bubble_y: float
     markings: np.ndarray              # (64, 64) float32 lung-markings texture over the patient box [-0.5, 0.5]^2
 
-    @property
-    def cardiothoracic_ratio(self) -> float:
-        """Heart width over thorax width (between the lateral lung borders) for this patient's normal heart."""
-        return 2.0 * self.heart_half_width / (self.lung_lateral[0] + self.lung_lateral[1])
-
 
 @dataclass(frozen=True)
 class Population:
