@@ -34,6 +34,11 @@ Findings (each independently present or absent; severities drawn per study from 
   towards its lower medial corner): darker than lung, no markings, bounded on the lung side by a thin
   bright visceral pleural line. Its pixel mask is returned.
 
+Where the code lives: this module holds the public API; ``anatomy.py`` draws patients (``Anatomy``,
+``draw_anatomy``, the markings bank) and ``render.py`` renders a batch of studies, one function per
+structure: body, heart and mediastinum, lungs and their markings, each finding, bones, gastric bubble,
+the warp into the image frame and the exposure.
+
 Randomness: nothing here touches global state; every draw comes from the ``numpy.random.Generator``
 passed in (or one built from ``SeedSequence`` for the population helpers). ``render_study`` always
 makes the same draws whatever is present, so two renders of one anatomy from equally seeded
@@ -42,13 +47,13 @@ generators differ only by the findings requested.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
+
+from .anatomy import Anatomy, draw_anatomy
+from .render import StudyDraws, draw_study, render_batch, visible_lungs
 
 __all__ = [
     "FINDINGS",
@@ -65,8 +70,6 @@ __all__ = [
 
 FINDINGS: tuple[str, ...] = ("cardiomegaly", "effusion", "consolidation", "pneumothorax")
 
-_TONE = 1.8                 # image = 1 - exp(-_TONE * A)
-_MARKINGS_RES = 64          # texels across the patient box [-0.5, 0.5]^2 of the lung-markings texture
 _POPULATION_TAG = 0x5EEDCB01
 _CONDITIONS_TAG = 0x5EEDCB02
 _BATCH_STUDIES = 8          # studies rendered together in one vectorised batch (fastest measured) ...
@@ -138,75 +141,6 @@ class PhantomConfig:
             raise ValueError("effusion_bilateral is a probability")
 
 
-_SIDE_FIELDS = ("apex_y", "apex_x", "lung_lateral", "lung_medial", "mediastinum_flare", "costophrenic_y",
-                "dome_y", "dome_x")
-_SCALAR_FIELDS = (
-    "zoom", "offset_x", "offset_y", "tilt", "body_half_width", "shoulder_half_width", "neck_half_width",
-    "shoulder_y", "soft_density", "air", "heart_x", "heart_y", "heart_half_width", "heart_half_height",
-    "heart_tilt", "heart_density", "knob_x", "knob_y", "knob_radius", "trachea_half_width", "spine_half_width",
-    "bone_density", "vertebra_period", "vertebra_phase", "rib_start_y", "rib_spacing",
-    "rib_curvature", "rib_peak", "rib_width", "anterior_slope", "clavicle_y", "clavicle_slope",
-    "bubble_radius", "bubble_x", "bubble_y",
-)
-
-
-@dataclass(frozen=True, eq=False)
-class Anatomy:
-    """One patient's fixed anatomy, in normalised patient coordinates (image width 1, origin at the
-    image centre, y down). Per-side tuples are ``(patient's right = image left, patient's left = image right)``.
-    Picklable; compared by identity (it holds an array)."""
-
-    zoom: float                       # > 1: the patient fills more of the field
-    offset_x: float
-    offset_y: float
-    tilt: float                       # radians
-    body_half_width: float
-    shoulder_half_width: float
-    neck_half_width: float
-    shoulder_y: float
-    soft_density: float
-    air: float                        # fraction of the tissue attenuation the lungs' air removes
-    apex_y: tuple[float, float]
-    apex_x: tuple[float, float]
-    lung_lateral: tuple[float, float]
-    lung_medial: tuple[float, float]
-    mediastinum_flare: tuple[float, float]   # the lower medial lung border moves out by this much
-    costophrenic_y: tuple[float, float]
-    dome_y: tuple[float, float]
-    dome_x: tuple[float, float]
-    heart_x: float
-    heart_y: float
-    heart_half_width: float
-    heart_half_height: float
-    heart_tilt: float                 # radians
-    heart_density: float
-    knob_x: float
-    knob_y: float
-    knob_radius: float
-    trachea_half_width: float
-    spine_half_width: float
-    bone_density: float
-    vertebra_period: float
-    vertebra_phase: float
-    rib_start_y: float
-    rib_spacing: float
-    rib_curvature: float
-    rib_peak: float
-    rib_width: float
-    anterior_slope: float
-    clavicle_y: float
-    clavicle_slope: float
-    bubble_radius: float              # 0 = no gastric bubble
-    bubble_x: float
-    bubble_y: float
-    markings: np.ndarray              # (64, 64) float32 lung-markings texture over the patient box [-0.5, 0.5]^2
-
-    @property
-    def cardiothoracic_ratio(self) -> float:
-        """Heart width over thorax width (between the lateral lung borders) for this patient's normal heart."""
-        return 2.0 * self.heart_half_width / (self.lung_lateral[0] + self.lung_lateral[1])
-
-
 @dataclass(frozen=True)
 class Population:
     images: np.ndarray        # (N, size, size) float32 in [0, 1]
@@ -217,669 +151,19 @@ class Population:
 
 
 # ----------------------------------------------------------------------------------------------
-# anatomy
-
-
-def draw_anatomy(rng: np.random.Generator) -> Anatomy:
-    """Draw one patient's anatomy (always the same number of draws from ``rng``)."""
-    it = iter(rng.random(64).tolist())
-
-    def u(lo: float, hi: float) -> float:
-        return lo + (hi - lo) * next(it)
-
-    apex = u(-0.345, -0.300)
-    lat_r = u(0.305, 0.365)
-    lat_l = lat_r + u(-0.02, 0.02)
-    cp_r = u(0.235, 0.300)
-    cp_l = cp_r + u(0.0, 0.03)
-    dome_r = u(0.105, 0.165)
-    dome_l = dome_r + u(0.02, 0.05)
-    med = u(0.045, 0.060)
-    med_l = med + u(0.0, 0.01)
-    heart_hw = u(0.130, 0.170)
-    dome_x_l = u(0.16, 0.21)
-    fields = dict(
-        zoom=u(0.95, 1.05),
-        offset_x=u(-0.015, 0.015),
-        offset_y=u(-0.015, 0.015),
-        tilt=math.radians(u(-2.0, 2.0)),
-        body_half_width=u(0.41, 0.49),
-        shoulder_half_width=u(0.50, 0.58),
-        neck_half_width=u(0.085, 0.115),
-        shoulder_y=u(-0.41, -0.35),
-        soft_density=u(0.62, 0.76),
-        air=u(0.80, 0.88),
-        apex_y=(apex + u(-0.01, 0.01), apex + u(-0.01, 0.01)),
-        apex_x=(u(0.13, 0.165), u(0.13, 0.165)),
-        lung_lateral=(lat_r, lat_l),
-        lung_medial=(med, med_l),
-        mediastinum_flare=(u(0.0, 0.02), u(0.01, 0.035)),
-        costophrenic_y=(cp_r, cp_l),
-        dome_y=(dome_r, dome_l),
-        dome_x=(u(0.15, 0.20), dome_x_l),
-        heart_x=u(0.05, 0.08),
-        heart_y=u(0.10, 0.14),
-        heart_half_width=heart_hw,
-        heart_half_height=heart_hw * u(0.72, 0.85),
-        heart_tilt=math.radians(u(18.0, 32.0)),
-        heart_density=u(0.10, 0.16),
-        knob_x=med_l + u(-0.005, 0.012),
-        knob_y=u(-0.17, -0.13),
-        knob_radius=u(0.028, 0.040),
-        trachea_half_width=u(0.012, 0.018),
-        spine_half_width=u(0.030, 0.040),
-        bone_density=u(0.30, 0.42),
-        vertebra_period=u(0.055, 0.070),
-        vertebra_phase=u(0.0, 1.0),
-        rib_start_y=apex + u(-0.03, 0.0),
-        rib_spacing=u(0.058, 0.070),
-        rib_curvature=u(2.4, 3.4),
-        rib_peak=u(0.06, 0.10),
-        rib_width=u(0.016, 0.022),
-        anterior_slope=u(0.35, 0.55),
-        clavicle_y=apex + u(0.04, 0.08),
-        clavicle_slope=u(0.30, 0.45),
-        bubble_radius=u(0.03, 0.055) * (next(it) < 0.7),
-        bubble_x=dome_x_l + u(-0.02, 0.04),
-        bubble_y=dome_l + u(0.06, 0.09),
-    )
-    bank = _markings_bank()
-    texture = bank[min(int(next(it) * len(bank)), len(bank) - 1)]
-    if next(it) < 0.5:
-        texture = texture[:, ::-1]                      # mirror: the two hila swap sides
-    fields["markings"] = np.ascontiguousarray(texture * np.float32(u(0.8, 1.2)))
-    return Anatomy(**fields)
-
-
-_BANK_SIZE = 128
-_BANK_TAG = 0x5EEDCB03
-
-
-@lru_cache(maxsize=1)
-def _markings_bank() -> tuple[np.ndarray, ...]:
-    """A fixed bank of lung-markings textures, each from its own fixed seed (never global state); a patient
-    takes one, maybe mirrored, with its own gain. Built once per process (~0.1 s)."""
-    bank = []
-    for i in range(_BANK_SIZE):
-        rng = np.random.default_rng(np.random.SeedSequence([_BANK_TAG, i]))
-        h = rng.random(4)
-        hila = ((-(0.10 + 0.03 * h[0]), -0.06 + 0.06 * h[1]), (0.11 + 0.03 * h[2], -0.07 + 0.06 * h[3]))
-        texture = _markings_texture(rng, hila)
-        texture.setflags(write=False)
-        bank.append(texture)
-    return tuple(bank)
-
-
-def _markings_texture(rng: np.random.Generator, hila) -> np.ndarray:
-    """Lung markings texture (_MARKINGS_RES, _MARKINGS_RES) over the patient box [-0.5, 0.5]^2: a 5-level
-    branching vessel tree from each hilum plus scattered nodules of both signs, splatted and blurred.
-    A unit-width vessel peaks near 1; trunks are ~0.9, the finest branches ~0.3. Fixed draw count."""
-    res = _MARKINGS_RES
-    base = np.array([-1.25, -0.75, -0.25, 0.2, 0.65, 1.05, 1.4])
-    n = 2 * base.size
-    side = np.repeat([-1.0, 1.0], base.size)
-    first = rng.random((3, n))
-    ang = np.tile(base, 2) + 0.2 * (first[0] - 0.5)
-    px = np.repeat([hila[0][0], hila[1][0]], base.size)
-    py = np.repeat([hila[0][1], hila[1][1]], base.size)
-    length = (0.06 + 0.03 * first[1]) * np.where(np.tile(base, 2) > 0.5, 1.25, 1.0)
-    width = 0.8 + 0.2 * first[2]
-    segments = []
-    for level in range(5):
-        dx = np.cos(ang) * side * length
-        dy = np.sin(ang) * length
-        segments.append(np.stack([px, py, dx, dy, width * length]))
-        r = rng.random((4, 2 * n))       # drawn at every level, used for the next one
-        if level == 4:
-            break
-        px = np.repeat(px + dx, 2)
-        py = np.repeat(py + dy, 2)
-        ang = np.repeat(ang, 2) + (0.25 + 0.3 * r[0]) * np.tile([-1.0, 1.0], n) + 0.25 * (r[1] - 0.5)
-        length = np.repeat(length, 2) * (0.62 + 0.23 * r[2])
-        width = np.repeat(width, 2) * (0.68 + 0.14 * r[3])
-        side = np.repeat(side, 2)
-        n *= 2
-    x0, y0, dx, dy, mass = np.concatenate(segments, axis=1)
-    steps = np.ceil(np.hypot(dx, dy) * (2.0 * res)).astype(np.intp) + 1     # <= half a texel apart
-    seg = np.repeat(np.arange(steps.size), steps)
-    t = (np.arange(seg.size) - np.repeat(np.cumsum(steps) - steps, steps) + 0.5) / steps[seg]
-    n_dots = 700
-    dots = rng.random((3, n_dots))
-    x = np.concatenate([x0[seg] + dx[seg] * t, -0.42 + 0.84 * dots[0]])
-    y = np.concatenate([y0[seg] + dy[seg] * t, -0.40 + 0.70 * dots[1]])
-    w = np.concatenate([(mass / steps)[seg], 0.008 * (dots[2] - 0.5)])
-    col = np.clip((x + 0.5) * res - 0.5, 0.0, res - 1.001)
-    row = np.clip((y + 0.5) * res - 0.5, 0.0, res - 1.001)
-    c0 = col.astype(np.intp)
-    r0 = row.astype(np.intp)
-    fc = col - c0
-    fr = row - r0
-    idx = r0 * res + c0
-    acc = np.bincount(np.concatenate([idx, idx + 1, idx + res, idx + res + 1]),
-                      weights=np.concatenate([w * (1 - fr) * (1 - fc), w * (1 - fr) * fc,
-                                              w * fr * (1 - fc), w * fr * fc]),
-                      minlength=res * res)
-    sigma = 0.8
-    tex = ndimage.gaussian_filter(acc.reshape(res, res), sigma, mode="constant")
-    tex *= res * math.sqrt(2.0 * math.pi) * sigma
-    return tex.astype(np.float32)
-
-
-class _Params:
-    """Anatomy parameters of a batch of studies as (B, 1, 1) float32 arrays (per side: a pair of them)."""
-
-    def __init__(self, anatomies: Sequence[Anatomy]) -> None:
-        table = np.array([[getattr(a, name) for name in _SCALAR_FIELDS]
-                          + [v for name in _SIDE_FIELDS for v in getattr(a, name)] for a in anatomies], np.float32)
-        table = table.T.reshape(table.shape[1], -1, 1, 1)
-        for i, name in enumerate(_SCALAR_FIELDS):
-            setattr(self, name, table[i])
-        n = len(_SCALAR_FIELDS)
-        for i, name in enumerate(_SIDE_FIELDS):
-            setattr(self, name, (table[n + 2 * i], table[n + 2 * i + 1]))
-
-    def side(self, i: int, rows=slice(None)) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, name)[i][rows] for name in _SIDE_FIELDS)
-
-
-# ----------------------------------------------------------------------------------------------
-# geometry
-#
-# Rendering uses two frames. In the axis-aligned "pre" frame pixel (i, j) sits at patient coordinates
-# X_j = (x_j - offset_x) / scale, Y_i = (y_i - offset_y) / scale, so every term that depends on one
-# coordinate only is a row or a column vector and costs next to nothing per pixel. Rotation (the patient's
-# tilt plus the study's jitter) is applied at the end as one bilinear warp into the image frame, where
-# pneumothorax masks, noise and blur live.
-
-
-@lru_cache(maxsize=16)
-def _axis(size: int) -> np.ndarray:
-    c = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
-    c.setflags(write=False)
-    return c
-
-
-def _sat(v: np.ndarray) -> np.ndarray:
-    """Clamp to [0, 1] in place (v must be a fresh temporary)."""
-    np.maximum(v, 0.0, out=v)
-    return np.minimum(v, 1.0, out=v)
-
-
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = _sat(t)
-    return t * t * (3.0 - 2.0 * t)
-
-
-class _Frame:
-    """Pre-frame coordinates of a batch: X (B, 1, W), Y (B, H, 1), pixel pitch px (B, 1, 1), all in
-    patient units, and each study's rotation (B,) in radians."""
-
-    def __init__(self, P: _Params, jitter: np.ndarray, size: int) -> None:
-        axis = _axis(size)
-        inv = _col(1.0 / (P.zoom.ravel() * np.exp(jitter[:, 3])))
-        self.X = (axis.reshape(1, 1, -1) - _col(P.offset_x.ravel() + jitter[:, 0])) * inv
-        self.Y = (axis.reshape(1, -1, 1) - _col(P.offset_y.ravel() + jitter[:, 1])) * inv
-        self.px = inv * np.float32(1.0 / size)
-        self.angle = P.tilt.ravel().astype(np.float64) + jitter[:, 2]
-        self.size = size
-
-
-def _lung_span(t, apex, ax, lat, med, flare, cp):
-    """Medial (a) and lateral (b) border of a lung, as distances from the midline, at relative height t
-    (0 = apex, 1 = costophrenic angle): a rounded apex, a near-vertical mediastinal border that flares
-    out towards the heart, a lateral wall widening downwards."""
-    tm = np.minimum(t * (1.0 / 0.22), 1.0)
-    tl = np.minimum(t * (1.0 / 0.9), 1.0)
-    a = ax - (ax - med) * np.sqrt(tm * (2.0 - tm)) + flare * _smoothstep((t - 0.4) * (1.0 / 0.35))
-    b = ax + (lat - ax) * np.sqrt(tl * (2.0 - tl))
-    return a, b
-
-
-def _lung_inside(u, Y, apex, ax, lat, med, flare, cp, dome, dc):
-    """Approximate signed distance (positive inside, patient units) to one lung field; u = distance
-    from the midline towards that lung's side. Terms of Y alone stay as small as Y is."""
-    t = _sat((Y - apex) * (1.0 / (cp - apex)))
-    a, b = _lung_span(t, apex, ax, lat, med, flare, cp)
-    yd = dome + ((cp - dome) / ((lat - dc) ** 2)) * (u - dc) ** 2      # the diaphragm dome
-    inside = np.minimum(u - a, b - u)
-    np.minimum(inside, yd - Y, out=inside)
-    np.minimum(inside, Y - apex, out=inside)
-    return inside
-
-
-def _heart(P: _Params, F: _Frame, scale: np.ndarray):
-    """(thickness profile in [0, 1], soft mask) of the heart; ``scale`` (B, 1, 1) widens it (cardiomegaly)."""
-    hw = P.heart_half_width * scale
-    hh = P.heart_half_height * (1.0 + 0.5 * (scale - 1.0))
-    hx = F.X - (P.heart_x + 0.35 * (hw - P.heart_half_width))
-    hy = F.Y - (P.heart_y + 0.3 * (hh - P.heart_half_height))
-    c = np.cos(P.heart_tilt)
-    s = np.sin(P.heart_tilt)
-    q1 = (c / hw) * hx + (s / hw) * hy
-    q2 = (c / hh) * hy - (s / hh) * hx
-    q1 *= q1
-    q2 *= q2
-    q1 += q2
-    omr = np.subtract(1.0, q1, out=q1)
-    mask = _sat(omr * (0.5 * np.minimum(hw, hh) / F.px) + 0.5)
-    thick = np.sqrt(np.maximum(omr, 0.0, out=omr), out=omr)
-    return thick, mask
-
-
-def _lungs(P: _Params, F: _Frame):
-    """Per-lung signed inside distances [right, left] and the soft union mask."""
-    ins = [_lung_inside(F.X * np.float32(sign), F.Y, *P.side(i)) for i, sign in ((0, -1.0), (1, 1.0))]
-    lung = np.maximum(ins[0], ins[1])
-    lung *= 1.0 / F.px
-    lung += 0.5
-    return ins, _sat(lung)
-
-
-def _lerp_axis(stack: np.ndarray, coord: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``stack`` (B, ..) along ``axis`` at per-study texel coordinates
-    ``coord`` (B, L), clamped at the edges."""
-    n = stack.shape[axis]
-    c = np.clip(coord, 0.0, n - 1.001)
-    i0 = c.astype(np.intp)
-    f = (c - i0).astype(np.float32)
-    shape = [coord.shape[0], 1, 1]
-    shape[axis] = coord.shape[1]
-    i0 = i0.reshape(shape)
-    f = f.reshape(shape)
-    lo = np.take_along_axis(stack, i0, axis=axis)
-    hi = np.take_along_axis(stack, i0 + 1, axis=axis)
-    hi -= lo
-    hi *= f
-    lo += hi
-    return lo
-
-
-def _markings(anatomies: Sequence[Anatomy], F: _Frame) -> np.ndarray:
-    """Each study's lung-markings texture resampled (separable bilinear) onto its pre-frame pixels."""
-    res = _MARKINGS_RES
-    tex = np.stack([a.markings for a in anatomies])
-    rows = _lerp_axis(tex, (F.Y[:, :, 0] + 0.5) * res - 0.5, axis=1)           # (B, H, res)
-    return _lerp_axis(rows, (F.X[:, 0, :] + 0.5) * res - 0.5, axis=2)          # (B, H, W)
-
-
-class _Warp:
-    """Resampling of pre-frame stacks (B, n, n) into the image frame: pixel (i, j) of study b reads the
-    pre-frame at (i, j) rotated by angle[b] about the image centre (edges clamped)."""
-
-    def __init__(self, angle: np.ndarray, size: int) -> None:
-        n = size
-        ctr = (n - 1) / 2.0
-        c = _col(np.cos(angle))
-        s = _col(np.sin(angle))
-        k = np.arange(n, dtype=np.float32) - np.float32(ctr)
-        col = (c * k.reshape(1, 1, -1) + np.float32(ctr)) + s * k.reshape(1, -1, 1)
-        row = (c * k.reshape(1, -1, 1) + np.float32(ctr)) - s * k.reshape(1, 1, -1)
-        hi = np.float32(n - 1.001)
-        np.clip(col, 0.0, hi, out=col)
-        np.clip(row, 0.0, hi, out=row)
-        c0 = np.floor(col)
-        r0 = np.floor(row)
-        self.fc = col - c0
-        self.fr = row - r0
-        c0 = c0.astype(np.intp)
-        r0 = r0.astype(np.intp)
-        r0 *= n
-        r0 += c0
-        self.idx = r0                      # flat index within one image
-        self.n = n
-
-    def _index(self, rows, extra: np.ndarray | None = None) -> np.ndarray:
-        base = (np.arange(len(rows)) * (self.n * self.n)).reshape(-1, 1, 1)
-        idx = self.idx[rows] + base
-        if extra is not None:
-            idx += extra
-        return idx
-
-    def bilinear(self, stack: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """``stack`` holds the studies ``rows`` (all when None), in that order."""
-        rows = np.arange(stack.shape[0]) if rows is None else rows
-        flat = stack.reshape(-1)
-        n = self.n
-        idx = self._index(rows)
-        fc = self.fc[rows]
-        top = flat.take(idx)
-        v = flat.take(idx + 1)
-        v -= top
-        v *= fc
-        top += v
-        idx += n
-        bot = flat.take(idx)
-        v = flat.take(idx + 1)
-        v -= bot
-        v *= fc
-        bot += v
-        bot -= top
-        bot *= self.fr[rows]
-        top += bot
-        return top
-
-    def nearest(self, stack: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        rows = np.arange(stack.shape[0]) if rows is None else rows
-        extra = (self.fr[rows] > 0.5) * self.n + (self.fc[rows] > 0.5)
-        return stack.reshape(-1).take(self._index(rows, extra))
+# studies
 
 
 def lung_masks(anatomy: Anatomy, config: PhantomConfig) -> np.ndarray:
     """Union of both visible lung fields (heart shadow excluded), bool (size, size), at the patient's
     own placement (zoom, offset, tilt) without any per-study jitter."""
-    P = _Params([anatomy])
-    F = _Frame(P, np.zeros((1, 4)), int(config.size))
-    _, lung = _lungs(P, F)
-    _, heart = _heart(P, F, np.ones((1, 1, 1), np.float32))
-    visible = lung * (1.0 - heart)
-    return _Warp(F.angle, F.size).bilinear(visible)[0] > 0.5
+    return visible_lungs([anatomy], int(config.size))[0]
 
 
-def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of each (H, W) image of a (B, H, W) float32 stack, edges replicated."""
-    r = max(1, int(math.ceil(3.0 * sigma)))
-    k = np.exp(-0.5 * (np.arange(r + 1) / sigma) ** 2)
-    k /= k[0] + 2.0 * k[1:].sum()
-    k = k.astype(np.float32)
-    h, w = img.shape[1:]
-    pad = np.pad(img, ((0, 0), (r, r), (r, r)), mode="edge")
-    rows = pad[:, r:r + h, :] * k[0]
-    for j in range(1, r + 1):
-        rows += (pad[:, r - j:r - j + h, :] + pad[:, r + j:r + j + h, :]) * k[j]
-    out = rows[:, :, r:r + w] * k[0]
-    for j in range(1, r + 1):
-        out += (rows[:, :, r - j:r - j + w] + rows[:, :, r + j:r + j + w]) * k[j]
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# rendering
-
-_N_UNIFORM = 24
-
-
-@dataclass
-class _StudyDraws:
-    normal: np.ndarray    # (5,)   jitter x, y, rotation, log-scale, exposure
-    uniform: np.ndarray   # (_N_UNIFORM,) finding choices and severities
-    blobs: np.ndarray     # (6, 3) consolidation blob offsets and sizes
-    noise: np.ndarray     # (size, size) float32
-
-
-def _draw_study(rng: np.random.Generator, size: int) -> _StudyDraws:
-    return _StudyDraws(rng.standard_normal(5), rng.random(_N_UNIFORM), rng.standard_normal((6, 3)),
-                       rng.standard_normal((size, size), dtype=np.float32))
-
-
-def _between(lo_hi: tuple[float, float], v: np.ndarray) -> np.ndarray:
-    return (lo_hi[0] + (lo_hi[1] - lo_hi[0]) * np.asarray(v)).astype(np.float32)
-
-
-def _col(v) -> np.ndarray:
-    return np.asarray(v, np.float32).reshape(-1, 1, 1)
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """4-neighbour dilation of each (H, W) image of a (B, H, W) bool stack."""
-    out = mask.copy()
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    out[:, :, 1:] |= mask[:, :, :-1]
-    out[:, :, :-1] |= mask[:, :, 1:]
-    return out
-
-
-def _side_params(P: _Params, rows: np.ndarray, left: np.ndarray) -> list[np.ndarray]:
-    """Per-study lung parameters (B', 1, 1) of the side chosen by ``left`` (B', 1, 1) bool."""
-    return [np.where(left, b, a) for a, b in zip(P.side(0, rows), P.side(1, rows))]
-
-
-def _pneumothorax_pre(P: _Params, F: _Frame, ins, visible, rows, left, width, anchor) -> np.ndarray:
-    """Pre-frame masks of pleural air between the chest wall and the lung collapsed towards its lower
-    medial corner, for studies ``rows``; ``visible`` holds those rows' visible-lung masks."""
-    apex, ax, lat, med, flare, cp, dome, dc = _side_params(P, rows, left)
-    u = F.X[rows] * np.where(left, np.float32(1.0), np.float32(-1.0))
-    y = F.Y[rows]
-    own = np.where(left, ins[1][rows], ins[0][rows]) > 0
-    own &= visible
-    ua = med + 0.02
-    ya = apex + anchor * (cp - apex)
-    taper = _sat((ya + 0.1 - y) * 10.0)
-    mask = np.zeros_like(own)
-    todo = np.arange(len(rows))
-    w = width.copy()
-    for _attempt in range(8):
-        omega = w[todo] / (1.0 - w[todo])
-        u2 = ua[todo] + (u[todo] - ua[todo]) * (1.0 + omega * taper[todo])
-        y2 = np.where(y[todo] < ya[todo], ya[todo] + (y[todo] - ya[todo]) * (1.0 + omega), y[todo])
-        collapsed = _lung_inside(u2, y2, apex[todo], ax[todo], lat[todo], med[todo], flare[todo], cp[todo],
-                                 dome[todo], dc[todo]) > 0
-        mask[todo] = own[todo] & ~collapsed
-        # a tiny image can leave a thin rim without a pixel: widen those until it covers one
-        empty = ~mask[todo].any(axis=(1, 2)) & own[todo].any(axis=(1, 2))
-        todo = todo[empty]
-        if todo.size == 0:
-            break
-        w[todo] = np.minimum(w[todo] * 1.5 + 0.02, 0.7)
-    return mask
-
-
-def _render(anatomies: Sequence[Anatomy], present: np.ndarray, draws: Sequence[_StudyDraws],
-            given: np.ndarray | None, config: PhantomConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Render a batch of studies: present (B, 4) bool in FINDINGS order; given (B, H, W) bool
-    pneumothorax masks drawn as they are (``present[:, 3]`` then ignored), or None to draw them.
-    Every study's pixels depend on its own inputs only, never on the rest of the batch."""
-    size = int(config.size)
-    B = len(anatomies)
-    P = _Params(anatomies)
-    g = np.stack([d.normal for d in draws])                     # (B, 5) float64
-    r = np.stack([d.uniform for d in draws])                    # (B, 24) float64
-    jitter = np.stack([g[:, 0] * config.jitter_shift, g[:, 1] * config.jitter_shift,
-                       np.radians(g[:, 2] * config.jitter_rotation), g[:, 3] * config.jitter_scale], axis=1)
-    tone = _col(-_TONE * np.exp(g[:, 4] * config.exposure_jitter))
-    F = _Frame(P, jitter, size)
-    X, Y, px = F.X, F.Y, F.px
-    u = np.abs(X)
-
-    # ---- body: neck -> shoulders -> chest wall; soft tissue thickest in the middle ---------------
-    bw = (P.neck_half_width
-          + (P.shoulder_half_width - P.neck_half_width) * _smoothstep(Y * (1.0 / 0.2) + (0.5 - P.shoulder_y / 0.2))
-          - (P.shoulder_half_width - P.body_half_width)
-          * _smoothstep(Y * (1.0 / 0.14) + (0.5 - (P.shoulder_y + 0.17) / 0.14)))
-    thick = u * (1.0 / bw)
-    thick *= thick
-    np.subtract(1.0, thick, out=thick)
-    np.sqrt(np.maximum(thick, 0.0, out=thick), out=thick)
-    body = _sat((bw / px + 0.5) - u / px)
-    thick *= 0.55 * P.soft_density
-    thick += 0.45 * P.soft_density
-    thick *= body
-    tissue = thick
-    A = tissue + np.float32(0.02)
-
-    # ---- heart, aortic knob, trachea --------------------------------------------------------------
-    cardio = _col(np.where(present[:, 0], _between(config.cardiomegaly_scale, r[:, 0]), 1.0))
-    heart_thick, heart_mask = _heart(P, F, cardio)
-    below = _sat((P.dome_y[1] + 0.03 - Y) * 30.0)            # the heart's lower edge merges with the abdomen
-    below *= _sat((Y - P.heart_y + 0.9 * P.heart_half_height) * (1.0 / (0.5 * P.heart_half_height)))
-    heart_thick *= P.heart_density * below
-    A += heart_thick
-    k1 = 0.5 / (P.knob_radius * px)
-    kx = X - P.knob_x
-    ky = Y - P.knob_y
-    knob = _sat((0.5 * P.knob_radius / px + 0.5 - k1 * ky * ky) - k1 * kx * kx)
-    tx = X * (1.0 / P.trachea_half_width)
-    A -= (0.16 * _sat((P.knob_y + 0.07 - Y) * 15.0)) * np.sqrt(np.maximum(1.0 - tx * tx, 0.0))
-
-    # ---- lungs -----------------------------------------------------------------------------------
-    ins, lung = _lungs(P, F)
-    lung_eff = 1.0 - 0.95 * heart_mask
-    lung_eff *= lung
-    lung_eff *= 1.0 - knob
-    depth = _sat(np.maximum(ins[0], ins[1]) * (1.0 / 0.03))
-    depth *= 0.15
-    depth += 0.85
-    fill = None
-
-    # effusion: uniforms 1..6
-    if present[:, 1].any():
-        fill = np.zeros_like(A)
-        both = r[:, 1] < config.effusion_bilateral
-        for side, sign in ((0, -1.0), (1, 1.0)):
-            rows = np.flatnonzero(present[:, 1] & (both | ((r[:, 2] < 0.5) == (side == 0))))
-            if rows.size == 0:
-                continue
-            apex, ax, lat, med, flare, cp, dome, dc = P.side(side, rows)
-            h = _col(_between(config.effusion_height, r[rows, 3 + side]))
-            dens = _col(_between(config.effusion_density, r[rows, 5]))
-            v6 = _col(r[rows, 6])
-            us = X[rows] * np.float32(sign)
-            drop = (0.05 + 0.15 * v6) * h * (cp - apex) + 0.01
-            v = _sat((us - med) * (1.0 / (lat - med)))
-            y_surface = (cp - h * (cp - apex)) + drop * (1.0 - v * v * v)     # meniscus: rises laterally
-            inv_fade = 1.0 / (0.02 + 0.02 * v6)
-            layer = _sat(Y[rows] * inv_fade - y_surface * inv_fade)
-            layer *= dens * (us > 0)
-            fill[rows] = np.maximum(fill[rows], layer)
-
-    # consolidation: uniforms 7..11, blobs
-    rows = np.flatnonzero(present[:, 2])
-    if rows.size:
-        if fill is None:
-            fill = np.zeros_like(A)
-        left = _col(r[rows, 7] >= 0.5).astype(bool)
-        apex, ax, lat, med, flare, cp, dome, dc = _side_params(P, rows, left)
-        rad = _between(config.consolidation_radius, r[rows, 9]).reshape(-1, 1, 1)
-        contrast = _col(_between(config.consolidation_contrast, r[rows, 10]))
-        tc = _col(0.12 + 0.58 * r[rows, 8])
-        a, b = _lung_span(tc, apex, ax, lat, med, flare, cp)
-        ucen = a + _col(0.3 + 0.55 * r[rows, 11]) * (b - a)
-        dome_at = dome + ((cp - dome) / ((lat - dc) ** 2)) * (ucen - dc) ** 2
-        ycen = np.minimum(apex + tc * (cp - apex), dome_at - 0.5 * rad)             # keep it above the diaphragm
-        sign = np.where(left, np.float32(1.0), np.float32(-1.0))
-        blobs = np.stack([draws[i].blobs for i in rows]).astype(np.float32)          # (B', 6, 3)
-        bx = (sign * ucen)[:, :, 0] + 0.6 * rad[:, :, 0] * blobs[:, :, 0]             # (B', 6)
-        by = ycen[:, :, 0] + 0.6 * rad[:, :, 0] * blobs[:, :, 1]
-        sj = rad[:, :, 0] * (0.6 + 0.12 * np.clip(blobs[:, :, 2], -2.0, 2.0))
-        sj[:, 4:] *= 0.5                                                              # the holes are smaller
-        # six separable Gaussian blobs (two of them negative: holes), arguments clamped to stay normal
-        weight = np.array([1.0, 1.0, 1.0, 1.0, -0.45, -0.45], np.float32)
-        gx = np.exp(np.maximum(-0.5 * ((X[rows] - bx[:, :, None]) / sj[:, :, None]) ** 2, -30.0))   # (B', 6, W)
-        gy = np.exp(np.maximum(-0.5 * ((Y[rows][:, :, 0][:, None, :] - by[:, :, None]) / sj[:, :, None]) ** 2,
-                               -30.0)) * weight[:, None]                                       # (B', 6, H)
-        field = gy[:, 0, :, None] * gx[:, 0, None, :]
-        for j in range(1, 6):
-            field += gy[:, j, :, None] * gx[:, j, None, :]
-        field -= 0.45
-        field *= 4.0
-        cons = _sat(field)
-        cons *= contrast * (X[rows] * sign > 0)
-        fill[rows] = np.maximum(fill[rows], cons)
-
-    air = tissue
-    air *= P.air
-    air *= lung_eff
-    air *= depth
-    if fill is not None:
-        air *= 1.0 - fill
-    A -= air
-
-    # lung markings (hidden by fluid and consolidation; pleural air removes them later)
-    markings = _markings(anatomies, F)
-    markings *= lung_eff
-    markings *= np.float32(config.markings_contrast)
-    if fill is not None:
-        markings *= 1.0 - 0.7 * fill
-    A += markings
-
-    # ---- bones -----------------------------------------------------------------------------------
-    sx = X * (1.0 / P.spine_half_width)
-    phase = Y * (1.0 / P.vertebra_period) + P.vertebra_phase      # vertebral end plates
-    phase -= np.rint(phase)
-    bone = np.sqrt(np.maximum(1.0 - sx * sx, 0.0)) * (0.63 - 0.48 * phase * phase)
-    right = X < 0
-    lat = np.where(right, *P.lung_lateral)
-    base = P.rib_curvature * P.rib_peak * P.rib_peak
-    cage_x = _sat((lat + 0.035 - u) * 50.0) * (0.4 + 0.6 * _sat((u - 0.04) * 12.5))     # faint over the mediastinum
-    cage_y = _sat((P.costophrenic_y[0] + 0.04 - Y) * 25.0)
-    ratio = P.rib_spacing / P.rib_width
-    posterior = P.rib_curvature * (u - P.rib_peak) ** 2 - base
-    anterior = P.rib_curvature * (lat - P.rib_peak) ** 2 - base + P.anterior_slope * (lat - u)
-    for curve, strength, n_ribs in ((posterior, 0.22 * cage_x, 10),
-                                    (anterior, (0.4 * 0.22) * cage_x * _sat((u - 0.09) * 12.0), 6)):
-        k = (Y - P.rib_start_y) * (1.0 / P.rib_spacing) - curve * (1.0 / P.rib_spacing)   # rib index, continuous
-        d = np.rint(np.clip(k, 0.0, n_ribs - 1.0))
-        np.subtract(k, d, out=d)
-        d *= ratio
-        d *= d
-        np.subtract(1.0, d, out=d)
-        np.sqrt(np.maximum(d, 0.0, out=d), out=d)
-        d *= strength
-        d *= cage_y
-        bone += d
-    cu = u - 0.03
-    yc = P.clavicle_y - P.clavicle_slope * cu + 0.8 * (cu - 0.15) ** 2 - 0.018
-    dcl = Y * (1.0 / 0.018) - yc * (1.0 / 0.018)
-    dcl *= dcl
-    np.subtract(1.0, dcl, out=dcl)
-    np.sqrt(np.maximum(dcl, 0.0, out=dcl), out=dcl)
-    dcl *= 0.7 * _sat(cu * 40.0) * _sat((0.36 - cu) * 30.0)
-    bone += dcl
-    bone *= P.bone_density
-    A += bone
-
-    # gastric bubble under the left hemidiaphragm
-    if (P.bubble_radius > 0).any():
-        rb = np.maximum(P.bubble_radius, 1e-3)
-        bx = (X - P.bubble_x) * (1.0 / rb)
-        by = (Y - P.bubble_y) * (1.0 / (0.7 * rb))
-        q = (1.0 - by * by) - bx * bx
-        np.sqrt(np.maximum(q, 0.0, out=q), out=q)
-        q *= np.where(P.bubble_radius > 0, np.float32(0.25), np.float32(0.0))
-        A -= q
-
-    # ---- into the image frame; pneumothorax ---------------------------------------------------
-    warp = _Warp(F.angle, size)
-    img = warp.bilinear(A)
-    if given is not None:
-        ptx = given.copy()
-    else:
-        ptx = np.zeros((B, size, size), dtype=bool)
-        rows = np.flatnonzero(present[:, 3])                    # uniforms 12..14
-        if rows.size:
-            visible = (lung[rows] * (1.0 - heart_mask[rows])) > 0.5
-            pre = _pneumothorax_pre(P, F, ins, visible, rows, _col(r[rows, 12] >= 0.5).astype(bool),
-                                    _col(_between(config.pneumothorax_width, r[rows, 13])),
-                                    _col(0.55 + 0.4 * r[rows, 14]))
-            ptx[rows] = warp.nearest(pre, rows)
-            lost = np.flatnonzero(~ptx[rows].any(axis=(1, 2)) & pre.any(axis=(1, 2)))
-            if lost.size:                                       # a one-pixel rim can alias away: thicken it
-                ptx[rows[lost]] = warp.nearest(_dilate(pre[lost]), rows[lost])
-    rows = np.flatnonzero(ptx.any(axis=(1, 2)))                 # uniforms 15, 16
-    if rows.size:
-        p = ptx[rows]
-        line = _dilate(p)
-        line &= ~p
-        line &= warp.nearest(lung[rows], rows) > 0.5
-        removed = warp.bilinear(markings[rows], rows)          # pleural air has no lung markings
-        removed += _col(_between(config.pneumothorax_contrast, r[rows, 15]))
-        removed *= p
-        img[rows] += line * _col(_between(config.pleural_line, r[rows, 16])) - removed
-
-    # ---- tone, exposure, noise, blur -------------------------------------------------------------
-    np.maximum(img, 0.0, out=img)
-    img *= tone
-    np.exp(img, out=img)
-    np.subtract(1.0, img, out=img)
-    if config.noise_sigma > 0:
-        noise = np.stack([d.noise for d in draws])
-        noise *= np.float32(config.noise_sigma / math.sqrt(0.6))
-        noise *= np.sqrt(img + 0.1)
-        img += noise
-    if config.blur_sigma > 0:
-        img = _blur(img, config.blur_sigma * size / 64.0)
-    _sat(img)
-    return img.astype(np.float32, copy=False), ptx
+def _render(anatomies: Sequence[Anatomy], flags: np.ndarray, draws: Sequence[StudyDraws], given: np.ndarray | None,
+            config: PhantomConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``render_batch`` for findings flags (B, len(FINDINGS)) bool, columns in FINDINGS order."""
+    return render_batch(anatomies, dict(zip(FINDINGS, flags.T, strict=True)), draws, given, config)
 
 
 def _check_present(present: Mapping[str, bool]) -> np.ndarray:
@@ -907,7 +191,7 @@ def render_study(anatomy: Anatomy, present: Mapping[str, bool], rng: np.random.G
         if mask.shape != (size, size):
             raise ValueError(f"pneumothorax_mask has shape {mask.shape}, expected {(size, size)}")
         given = mask.astype(bool)[None]
-    img, ptx = _render([anatomy], flags[None], [_draw_study(rng, size)], given, config)
+    img, ptx = _render([anatomy], flags[None], [draw_study(rng, size)], given, config)
     return img[0], ptx[0]
 
 
@@ -954,7 +238,7 @@ def simulate_population(n_patients: int, *, prevalence: Mapping[str, float], stu
         for j in range(n_studies):
             anatomies.append(anatomy)
             flags.append(present[j])
-            draws.append(_draw_study(rng, size))
+            draws.append(draw_study(rng, size))
             pids.append(f"P{k:05d}")
             sids.append(f"P{k:05d}_S{j + 1}")
     n = len(anatomies)
@@ -1013,7 +297,7 @@ def render_conditions(labels: np.ndarray, masks: np.ndarray | None, *, config: P
             rng = np.random.default_rng(np.random.SeedSequence([_CONDITIONS_TAG, entropy, i]))
             fresh = draw_anatomy(rng)
             batch.append(fresh if anatomies is None else anatomies[i])
-            draws.append(_draw_study(rng, size))
+            draws.append(draw_study(rng, size))
         flags = labels[first:rows.stop].astype(bool)
         given = None if masks is None else masks[first:rows.stop]
         out[first:rows.stop], _ = _render(batch, flags, draws, given, config)
