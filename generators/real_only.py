@@ -1,10 +1,11 @@
-"""The baseline arm: no synthetic data at all; every other arm is compared with it."""
+"""The baseline arm: no synthetic data at all; every other arm is compared with it.
+
+Never instantiated: the runner trains the baseline's cells on the real images alone. The class
+carries the baseline's metadata, so that listings and results describe it like every other arm.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
-from cxrbench.conditions import Condition
 from cxrbench.generator import Generator
 from cxrbench.schemas import GeneratorMeta
 
@@ -12,9 +13,3 @@ from cxrbench.schemas import GeneratorMeta
 class RealOnly(Generator):
     meta = GeneratorMeta(name="real_only", version="1", role="baseline", conditioning=[],
                          description="Real training data only: the reference every arm is compared with.")
-
-    def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
-        size = self.task.resolution
-        if conditions:
-            raise ValueError("real_only makes no synthetic images")
-        return np.zeros((0, size, size), np.float32)
