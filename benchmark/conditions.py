@@ -7,7 +7,7 @@ Masks travel as bit-packed base64 so a manifest stays small and readable as JSON
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
@@ -65,4 +65,4 @@ class MaskCondition(_Condition):
     )
 
 
-Condition = Annotated[Union[LabelCondition, TextCondition, MaskCondition], Field(discriminator="kind")]
+Condition = Annotated[LabelCondition | TextCondition | MaskCondition, Field(discriminator="kind")]

@@ -17,8 +17,7 @@ import numpy as np
 from .cache import content_key
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
-from .protocol import (BASELINE, FIT_SEED, STAGE_VERSIONS, incompatibility, leaked_training_data,
-                       synthetic_count)
+from .protocol import BASELINE, FIT_SEED, STAGE_VERSIONS, incompatibility, leaked_training_data, synthetic_count
 from .registry import generator_class, get_task
 from .samples import Splits
 from .schemas import GeneratorMeta, RunConfig

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .cache import Cache, write_atomic
-from .fitting import ready_generator
 from .executor import execute
+from .fitting import ready_generator
 from .plan import TaskPlan, checked_config, plan_task
 from .protocol import PROTOCOL_VERSION
 from .registry import generator_class

@@ -7,8 +7,8 @@ training, scoring) works on whole batches; `SampleSet[i]` still gives one `Sampl
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 

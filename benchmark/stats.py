@@ -14,8 +14,9 @@ thousands of replicates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 import pingouin
@@ -245,7 +246,7 @@ def compare(
     for start in range(0, n_boot, rows_per_block):
         rows = min(rows_per_block, n_boot - start)
         w = patient_bootstrap_weights(patient_ids, rows, rng)
-        total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline))
+        total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline, strict=False))
         boot[start : start + rows] = total / len(arm)
     alpha = 1 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])

@@ -26,8 +26,17 @@ from .registry import generator_class
 from .samples import split_hash
 from .schemas import RunResult
 from .scoring import TaskPredictions, arm_predictions, score_predictions
-from .submission import (CARD_FILE, GALLERY_DIR, GalleryImage, GeneratorCard, TaskSubmission,
-                         encode_predictions, load_card, prediction_key, task_file_name)
+from .submission import (
+    CARD_FILE,
+    GALLERY_DIR,
+    GalleryImage,
+    GeneratorCard,
+    TaskSubmission,
+    encode_predictions,
+    load_card,
+    prediction_key,
+    task_file_name,
+)
 from .synthetic import load_synthetic_set, write_grid
 from .task_data import load_splits
 from .validate import validate
@@ -148,7 +157,7 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
     written = []
     public_config = result.config.model_copy(update={"data_root": None})  # a path on the submitter's machine
     for scored_task, (plan, arrays, first_arm, refs) in zip(score_predictions(items, n_boot=result.config.n_boot),
-                                                           drafts):
+                                                           drafts, strict=False):
         name = plan.task.meta.name
         splits = load_splits(name, None if result.config.data_root is None else str(result.config.data_root),
                              result.config.train_size)

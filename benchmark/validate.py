@@ -23,9 +23,18 @@ from .registry import generator_class, get_task
 from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
-from .submission import (CARD_FILE, MAX_FILE_BYTES, GeneratorCard, TaskSubmission,
-                         decode_predictions, load_card, load_task_submission, prediction_key, pydantic_problems,
-                         task_files)
+from .submission import (
+    CARD_FILE,
+    MAX_FILE_BYTES,
+    GeneratorCard,
+    TaskSubmission,
+    decode_predictions,
+    load_card,
+    load_task_submission,
+    prediction_key,
+    pydantic_problems,
+    task_files,
+)
 from .task import Task
 from .task_data import load_splits
 
@@ -88,7 +97,7 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     for entries in [] if blocked else by_suite.values():
         n_boot = entries[0][1].config.n_boot
         recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
-        for (path, submission, _), result in zip(entries, recomputed):
+        for (path, submission, _), result in zip(entries, recomputed, strict=False):
             problems += [(str(path), field, what) for field, what in
                          _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"), "result")]
     return problems
@@ -275,7 +284,7 @@ def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]
     if isinstance(expected, dict) and isinstance(actual, dict):
         return [d for key in expected for d in _differences(expected[key], actual.get(key), f"{field}.{key}")]
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in _differences(e, a, f"{field}[{i}]")]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=False)) for d in _differences(e, a, f"{field}[{i}]")]
     if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
         if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12):
             return []

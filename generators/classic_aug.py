@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from cxrbench.conditions import Condition, MaskCondition
-from cxrbench.geometry import apply_affine, random_affine
 from cxrbench.generator import Generator
+from cxrbench.geometry import apply_affine, random_affine
 from cxrbench.samples import SampleSet
 from cxrbench.schemas import GeneratorMeta
 

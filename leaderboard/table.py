@@ -12,8 +12,15 @@ from pathlib import Path
 import pandas as pd
 
 from cxrbench.errors import ConfigError, SubmissionError
-from cxrbench.submission import (CARD_FILE, GeneratorCard, TaskSubmission, load_card, load_task_submission,
-                                 pydantic_problems, task_files)
+from cxrbench.submission import (
+    CARD_FILE,
+    GeneratorCard,
+    TaskSubmission,
+    load_card,
+    load_task_submission,
+    pydantic_problems,
+    task_files,
+)
 
 COLUMNS = ["suite", "task", "metric", "generator", "role", "conditioning", "ratio", "reference", "delta",
            "t_ci_low", "t_ci_high", "boot_ci_low", "boot_ci_high", "p_value", "p_holm", "p_bonferroni",

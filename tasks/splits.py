@@ -7,7 +7,7 @@ in the same split, and a patient can never straddle two splits.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

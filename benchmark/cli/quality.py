@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,11 +14,11 @@ def agreement(
     generator: Annotated[str, typer.Option("--generator", "-g", help="The generator to grade.")],
     task: Annotated[str, typer.Option(help="The task whose conditions it is asked for.")],
     seed: Annotated[int, typer.Option(help="Which seed's synthetic set to grade.")] = 0,
-    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
-    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    generator_config: Annotated[Path | None, typer.Option(help="YAML file of options per generator.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the JSON.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSON.")] = None,
 ) -> None:
     """Measure whether a generator honours its conditions (a judge trained on real data grades its images)."""
     from rich.table import Table
@@ -48,11 +48,11 @@ def review(
     generator: Annotated[str, typer.Option("--generator", "-g", help="The generator whose images to review.")],
     task: Annotated[str, typer.Option(help="The task whose conditions it was asked for.")],
     reviewer: Annotated[str, typer.Option(help="Your name, recorded with each verdict.")] = "",
-    feedback: Annotated[Optional[Path], typer.Option(help="JSONL file verdicts are appended to.")] = None,
-    train_size: Annotated[Optional[int], typer.Option(help="Real training images (as in the run).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    feedback: Annotated[Path | None, typer.Option(help="JSONL file verdicts are appended to.")] = None,
+    train_size: Annotated[int | None, typer.Option(help="Real training images (as in the run).")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
-    generator_config: Annotated[Optional[Path], typer.Option(help="YAML file of options per generator.")] = None,
+    generator_config: Annotated[Path | None, typer.Option(help="YAML file of options per generator.")] = None,
     port: Annotated[int, typer.Option(help="Port of the review page.")] = 8502,
 ) -> None:
     """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""

@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from .common import (DEFAULT_CACHE, Format, console, fail, one_line_errors, parse_ratios, read_generator_config,
-                     show_result, split_names)
+from .common import (
+    DEFAULT_CACHE,
+    Format,
+    console,
+    fail,
+    one_line_errors,
+    parse_ratios,
+    read_generator_config,
+    show_result,
+    split_names,
+)
 
 
 def run(
     generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
-    task: Annotated[Optional[str], typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
+    task: Annotated[str | None, typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
     suite: Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")] = "embedded",
-    ratios: Annotated[Optional[str], typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
-    train_size: Annotated[Optional[int], typer.Option(help="Real training images (default: the task's).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="Where real datasets live.")] = None,
+    ratios: Annotated[str | None, typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
+    train_size: Annotated[int | None, typer.Option(help="Real training images (default: the task's).")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the RunResult JSON.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    generator_config: Annotated[Optional[Path], typer.Option(
+    generator_config: Annotated[Path | None, typer.Option(
         help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,8 +26,8 @@ def submit(
 
 
 def validate(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Submission folders or files (default: submissions/).")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="This machine's copy of the real datasets, for entries on "
+    paths: Annotated[list[Path] | None, typer.Argument(help="Submission folders or files (default: submissions/).")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="This machine's copy of the real datasets, for entries on "
                                                            "them (env CXRBENCH_DATA_ROOT).", envvar="CXRBENCH_DATA_ROOT")] = None,
 ) -> None:
     """Recompute every number of the submissions and check them against the protocol; exit 2 on any problem."""

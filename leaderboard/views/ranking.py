@@ -18,7 +18,7 @@ CI_KINDS = {"t over seeds (training noise)": "t_ci", "bootstrap over test patien
 def ranking_table(rows: pd.DataFrame, ci: str) -> pd.DataFrame:
     """Plain cells (text is never rendered as HTML by st.dataframe)."""
     shown = rows.sort_values("delta", ascending=False).assign(
-        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"])])
+        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"], strict=False)])
     return shown[list(SHOWN)].rename(columns=SHOWN).reset_index(drop=True)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,8 +12,12 @@ from cxrbench.cli.common import console, fail, one_line_errors
 
 data_app = typer.Typer(no_args_is_help=True, help="Fetch or verify local copies of the open datasets.")
 
-DataRoot = Annotated[Optional[Path], typer.Option(help="Folder holding the datasets (env CXRBENCH_DATA_ROOT).",
+DataRoot = Annotated[Path | None, typer.Option(help="Folder holding the datasets (env CXRBENCH_DATA_ROOT).",
                                                    envvar="CXRBENCH_DATA_ROOT")]
+
+
+def _advance(bar, task, done: int, total: int | None) -> None:
+    bar.update(task, completed=done, total=total or None)
 
 
 def _progress_bar(description: str):
@@ -31,19 +36,19 @@ def fetch(name: Annotated[str, typer.Argument(help="pneumonia-kermany or covid-l
         fail("say where to put it: --data-root DIR (or CXRBENCH_DATA_ROOT)")
     with one_line_errors(), _progress_bar(f"fetching {name}") as bar:
         task = bar.add_task("download", total=None)
-        target = fetch_copy(name, data_root, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                      total=total or None))
+        target = fetch_copy(name, data_root, progress=partial(_advance, bar, task))
     console.print(f"unpacked into {target}")
 
 
 @data_app.command()
-def verify(name: Annotated[Optional[str], typer.Argument(help="One dataset (default: every open one present).")] = None,
+def verify(name: Annotated[str | None, typer.Argument(help="One dataset (default: every open one present).")] = None,
            data_root: DataRoot = None) -> None:
     """Decode every image of a local copy, count them and hash each split's image list."""
     from rich.table import Table
 
     from .base import data_root as resolve_root
-    from .copies import OPEN_DATASETS, verify as verify_copy
+    from .copies import OPEN_DATASETS
+    from .copies import verify as verify_copy
 
     root = resolve_root(data_root)
     names = [name] if name else [n for n in OPEN_DATASETS if root is not None and (root / n).is_dir()]
@@ -58,9 +63,8 @@ def verify(name: Annotated[Optional[str], typer.Argument(help="One dataset (defa
                             "(pass --data-root DIR or set CXRBENCH_DATA_ROOT)")
         for dataset in names:
             with _progress_bar(f"decoding {dataset}") as bar:
-                task = bar.add_task("images", total=None)
-                report = verify_copy(dataset, root, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                             total=total))
+                images = bar.add_task("images", total=None)
+                report = verify_copy(dataset, root, progress=partial(_advance, bar, images))
             table.add_row(dataset, *(str(report.counts[s]) for s in ("train", "val", "test")),
                           " ".join(report.hashes[s][:12] for s in ("train", "val", "test")),
                           report.known_copy or "not a known copy (a subset or another release)")

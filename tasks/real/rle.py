@@ -33,7 +33,7 @@ def decode_rle(encoded: str, where: str, *, shape: tuple[int, int] = (GRID, GRID
     starts = ends - runs
     if ends[-1] > mask.size:
         raise DataError(f"{where}: EncodedPixels runs to pixel {int(ends[-1])}, outside the {shape[0]}x{shape[1]} image")
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=False):
         mask[start:end] = True
     return mask.reshape(shape[1], shape[0]).T
 
