@@ -67,7 +67,8 @@ class Generator(ABC):
 
     def revision(self) -> str:
         """Hash of what decides the output: name, version, config and, once fitted, the fitted state."""
-        inputs = {"name": self.meta.name, "version": self.meta.version, "config": json.dumps(self.config, sort_keys=True),
+        inputs = {"name": self.meta.name, "version": self.meta.version,
+                  "config": json.dumps(self.config, sort_keys=True),
                   "state": self._state_revision}
         return content_key("generator", "1", inputs)
 

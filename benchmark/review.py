@@ -26,7 +26,8 @@ def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig)
 def open_review_page(set_dir: Path, feedback: Path, reviewer: str, port: int) -> int:
     """Serve the review page (blocks until Streamlit stops); returns Streamlit's exit code."""
     page = Path(__file__).with_name("review_page.py")
-    env = {**os.environ, "CXRBENCH_REVIEW_SET": str(set_dir.resolve()), "CXRBENCH_REVIEW_FEEDBACK": str(feedback.resolve()),
+    env = {**os.environ, "CXRBENCH_REVIEW_SET": str(set_dir.resolve()),
+           "CXRBENCH_REVIEW_FEEDBACK": str(feedback.resolve()),
            "CXRBENCH_REVIEWER": reviewer}
     command = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
                "--server.port", str(port)]

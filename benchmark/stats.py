@@ -246,7 +246,7 @@ def compare(
     for start in range(0, n_boot, rows_per_block):
         rows = min(rows_per_block, n_boot - start)
         w = patient_bootstrap_weights(patient_ids, rows, rng)
-        total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline, strict=False))
+        total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline, strict=True))
         boot[start : start + rows] = total / len(arm)
     alpha = 1 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])

@@ -121,7 +121,8 @@ def _load_result(result_path: Path) -> RunResult:
     try:
         return RunResult.model_validate_json(result_path.read_text())
     except (OSError, ValueError) as error:
-        raise DataError(f"{result_path} is not a readable cxrbench result: {' '.join(str(error).split())[:300]}") from None
+        reason = " ".join(str(error).split())[:300]
+        raise DataError(f"{result_path} is not a readable cxrbench result: {reason}") from None
 
 
 def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path) -> list[Path]:
@@ -157,7 +158,7 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
     written = []
     public_config = result.config.model_copy(update={"data_root": None})  # a path on the submitter's machine
     for scored_task, (plan, arrays, first_arm, refs) in zip(score_predictions(items, n_boot=result.config.n_boot),
-                                                           drafts, strict=False):
+                                                           drafts, strict=True):
         name = plan.task.meta.name
         splits = load_splits(name, None if result.config.data_root is None else str(result.config.data_root),
                              result.config.train_size)

@@ -37,7 +37,8 @@ class SyntheticManifest(BaseModel):
     task: str
     seed: int
     entries: list[SyntheticEntry]
-    notes: dict[str, Any] = Field(default_factory=dict, description="What the generator recorded (e.g. a filter's acceptance rates).")
+    notes: dict[str, Any] = Field(default_factory=dict,
+                                  description="What the generator recorded (e.g. a filter's acceptance rates).")
 
 
 def png16_bytes(image: np.ndarray) -> bytes:
@@ -64,7 +65,8 @@ def write_synthetic_set(directory: Path, images: np.ndarray, conditions: list[Co
         if condition.kind == "mask":
             mask_file = f"images/{i:06d}_mask.png"
             Image.fromarray(condition.mask.astype(np.uint8) * 255).save(directory / mask_file)
-        entries.append(SyntheticEntry(file=name, sha256=hashlib.sha256(encoded).hexdigest(), mask_file=mask_file, condition=condition))
+        entries.append(SyntheticEntry(file=name, sha256=hashlib.sha256(encoded).hexdigest(), mask_file=mask_file,
+                                      condition=condition))
     manifest = SyntheticManifest(generator=generator, generator_revision=revision, task=task, seed=seed,
                                  entries=entries, notes=notes or {})
     (directory / MANIFEST).write_text(manifest.model_dump_json(indent=1))

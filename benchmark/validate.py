@@ -80,7 +80,8 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
         problems += error.problems
         card = None
     if card is not None and card.name != folder.name:
-        problems.append((str(folder / CARD_FILE), "name", f"is {card.name!r}; it must equal the folder name {folder.name!r}"))
+        problems.append((str(folder / CARD_FILE), "name",
+                         f"is {card.name!r}; it must equal the folder name {folder.name!r}"))
     files = task_files(folder)
     if not files:
         problems.append((str(folder), "", "no result files (<suite>__<task>.json); write them with `cxrbench submit`"))
@@ -97,9 +98,10 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     for entries in [] if blocked else by_suite.values():
         n_boot = entries[0][1].config.n_boot
         recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
-        for (path, submission, _), result in zip(entries, recomputed, strict=False):
+        for (path, submission, _), result in zip(entries, recomputed, strict=True):
             problems += [(str(path), field, what) for field, what in
-                         _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"), "result")]
+                         _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"),
+                                      "result")]
     return problems
 
 
@@ -127,7 +129,8 @@ def _check_file(path: Path, card: GeneratorCard | None,
     if card is not None and submission.generator != card.name:
         add("generator", f"is {submission.generator!r}; generator.yaml names {card.name!r}")
     try:
-        splits = load_splits(task.meta.name, None if data_root is None else str(data_root), submission.config.train_size)
+        splits = load_splits(task.meta.name, None if data_root is None else str(data_root),
+                             submission.config.train_size)
     except DataError as error:
         return [(file, "result.task.name", f"cannot recompute without the task's data (--data-root or "
                                                   f"CXRBENCH_DATA_ROOT): {error}")], None
@@ -170,11 +173,13 @@ def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
         add("config.n_boot", f"is {config.n_boot}; the protocol uses {defaults['n_boot'].default} bootstrap resamples")
     expected = list(range(meta.default_seeds))
     result = submission.result
-    for field, arm in [("result.baseline", result.baseline), *((f"result.arms[{i}]", a) for i, a in enumerate(result.arms))]:
+    arms = [("result.baseline", result.baseline), *((f"result.arms[{i}]", a) for i, a in enumerate(result.arms))]
+    for field, arm in arms:
         seeds = [s.seed for s in arm.seeds]
         if seeds != expected:
             missing, extra = sorted(set(expected) - set(seeds)), sorted(set(seeds) - set(expected))
-            add(f"{field}.seeds", f"are {seeds}; the protocol's seeds are {expected} (missing {missing}, extra {extra})")
+            add(f"{field}.seeds",
+                f"are {seeds}; the protocol's seeds are {expected} (missing {missing}, extra {extra})")
     ratios = {a.ratio for a in result.arms if a.generator == submission.generator}
     missing = sorted(set(meta.default_ratios) - ratios)
     if missing:
@@ -242,10 +247,12 @@ def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) ->
             add(f"gallery[{i}].file", f"{image.file} is not a readable image ({error})")
             continue
         if kind != "PNG" or size > MAX_GALLERY_BYTES:
-            add(f"gallery[{i}].file", f"{image.file} must be a PNG under {MAX_GALLERY_BYTES:,} bytes ({kind}, {size:,})")
+            add(f"gallery[{i}].file",
+                f"{image.file} must be a PNG under {MAX_GALLERY_BYTES:,} bytes ({kind}, {size:,})")
 
 
-def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict, add) -> TaskPredictions | None:
+def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict,
+                      add) -> TaskPredictions | None:
     try:
         arrays = decode_predictions(submission.predictions)
     except ValueError as error:
@@ -268,7 +275,8 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
                     return None
             seeds.append((s.seed, s.cell, found))
         role = "baseline" if result.generator == BASELINE else metas[result.generator].role
-        return ArmPredictions(result.generator, result.generator_revision, role, result.ratio, result.n_synthetic, seeds)
+        return ArmPredictions(result.generator, result.generator_revision, role, result.ratio, result.n_synthetic,
+                              seeds)
 
     result = submission.result
     baseline = arm("result.baseline", result.baseline)
@@ -284,7 +292,8 @@ def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]
     if isinstance(expected, dict) and isinstance(actual, dict):
         return [d for key in expected for d in _differences(expected[key], actual.get(key), f"{field}.{key}")]
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=False)) for d in _differences(e, a, f"{field}[{i}]")]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+                for d in _differences(e, a, f"{field}[{i}]")]
     if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
         if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12):
             return []

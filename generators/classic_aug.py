@@ -17,7 +17,8 @@ from cxrbench.schemas import GeneratorMeta
 
 class ClassicAugmentation(Generator):
     meta = GeneratorMeta(name="classic_aug", version="1", role="baseline", conditioning=["label", "mask"],
-                         description="Affine (no flip) + brightness/contrast/gamma/noise copies of real training images.")
+                         description="Affine (no flip) + brightness/contrast/gamma/noise copies of real training "
+                                     "images.")
 
     def fit(self, train: SampleSet, *, seed: int, workdir) -> None:
         self._train = train

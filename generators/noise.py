@@ -17,7 +17,8 @@ from cxrbench.schemas import GeneratorMeta
 
 class Noise(Generator):
     meta = GeneratorMeta(name="noise", version="1", role="control", conditioning=["label", "text", "mask"],
-                         description="Smoothed Gaussian noise with the training images' mean and std; a negative control.")
+                         description="Smoothed Gaussian noise with the training images' mean and std; a negative "
+                                     "control.")
 
     def fit(self, train: SampleSet, *, seed: int, workdir) -> None:
         self._mean = float(train.images.mean())

@@ -17,7 +17,8 @@ leaderboard_app = typer.Typer(no_args_is_help=True, help="Build and serve the le
 @leaderboard_app.command()
 def build(
     submissions: Annotated[Path, typer.Option(help="The submissions folder.")] = SUBMISSIONS,
-    out: Annotated[Path, typer.Option(help="Table to write (.parquet or .json).")] = Path("results/leaderboard.parquet"),
+    out: Annotated[Path, typer.Option(help="Table to write (.parquet or .json).")] = Path(
+        "results/leaderboard.parquet"),
 ) -> None:
     """Turn the submissions into one table: per (suite, task, generator, ratio, reference) Δ, CI, p, ..."""
     from cxrbench.leaderboard.table import build_table, write_table

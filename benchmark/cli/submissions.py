@@ -13,7 +13,8 @@ from .common import DEFAULT_CACHE, SUBMISSIONS, console, one_line_errors
 def submit(
     result: Annotated[Path, typer.Argument(help="A RunResult JSON written by `cxrbench run`.")],
     generator_yaml: Annotated[Path, typer.Option(help="The generator card (name, authors, code, training data, ...).")],
-    cache_dir: Annotated[Path, typer.Option(help="The stage cache the run used (holds its predictions).")] = DEFAULT_CACHE,
+    cache_dir: Annotated[Path, typer.Option(
+        help="The stage cache the run used (holds its predictions).")] = DEFAULT_CACHE,
     out: Annotated[Path, typer.Option(help="The submissions folder.")] = SUBMISSIONS,
 ) -> None:
     """Validate the card's generator from a run and publish it as submissions/<generator>/ (nothing if invalid)."""
@@ -26,9 +27,11 @@ def submit(
 
 
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Submission folders or files (default: submissions/).")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="This machine's copy of the real datasets, for entries on "
-                                                           "them (env CXRBENCH_DATA_ROOT).", envvar="CXRBENCH_DATA_ROOT")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Submission folders or files (default: submissions/).")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="This machine's copy of the real datasets, for entries on them (env CXRBENCH_DATA_ROOT).",
+        envvar="CXRBENCH_DATA_ROOT")] = None,
 ) -> None:
     """Recompute every number of the submissions and check them against the protocol; exit 2 on any problem."""
     from ..validate import validate as validate_entries

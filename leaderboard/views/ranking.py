@@ -18,7 +18,7 @@ CI_KINDS = {"t over seeds (training noise)": "t_ci", "bootstrap over test patien
 def ranking_table(rows: pd.DataFrame, ci: str) -> pd.DataFrame:
     """Plain cells (text is never rendered as HTML by st.dataframe)."""
     shown = rows.sort_values("delta", ascending=False).assign(
-        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"], strict=False)])
+        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"], strict=True)])
     return shown[list(SHOWN)].rename(columns=SHOWN).reset_index(drop=True)
 
 
@@ -32,7 +32,8 @@ def render(entries, table: pd.DataFrame) -> None:
         st.info("No submission matches these filters.")
         return
     task = rows.iloc[0]
-    st.subheader(f"{plain(task['suite'])} / {plain(task['task'])}: Δ {plain(task['metric'])} vs {plain(task['reference'])}")
+    st.subheader(f"{plain(task['suite'])} / {plain(task['task'])}: "
+                 f"Δ {plain(task['metric'])} vs {plain(task['reference'])}")
     ci = CI_KINDS[st.radio("Confidence interval", list(CI_KINDS), horizontal=True, key="ci")]
     st.dataframe(ranking_table(rows, ci), hide_index=True, width="stretch")
     st.markdown("**Forest plot** (Δ and 95% CI; right of the dashed line helps)")

@@ -44,7 +44,8 @@ SPLITS = ("train", "val", "test")
 
 def _pinned(counts: tuple[int, int, int], hashes: tuple[str, str, str]) -> dict[str, int | str]:
     """A copy's image count per split and sha256 of each split's image list, in `verify`'s terms."""
-    return {**dict(zip(SPLITS, counts, strict=False)), **{f"{split}_sha256": h for split, h in zip(SPLITS, hashes, strict=False)}}
+    hashed = {f"{split}_sha256": h for split, h in zip(SPLITS, hashes, strict=True)}
+    return {**dict(zip(SPLITS, counts, strict=True)), **hashed}
 
 
 OPEN_DATASETS = {

@@ -29,11 +29,14 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 KERMANY_CLASSES = {"NORMAL": 0, "PNEUMONIA": 1}
-_KERMANY_NAME = re.compile(r"^(?P<patient>person\d+)_(?P<subtype>bacteria|virus)(_\d+)+$|^(?P<normal>(NORMAL2-)?IM-\d+)(-\d+)+$")
+_KERMANY_NAME = re.compile(r"^(?P<patient>person\d+)_(?P<subtype>bacteria|virus)(_\d+)+$"
+                           r"|^(?P<normal>(NORMAL2-)?IM-\d+)(-\d+)+$")
 
 
 def kermany_patient(path: Path) -> tuple[str, str]:
-    """(patient id, subtype) from a Kermany file name: person12_virus_3 -> (person12, virus); IM-0115-0001 -> (IM-0115, normal)."""
+    """(patient id, subtype) from a Kermany file name.
+
+    person12_virus_3 -> (person12, virus); IM-0115-0001 -> (IM-0115, normal)."""
     match = _KERMANY_NAME.match(path.stem)
     if match is None:
         raise DataError(f"{path}: file name does not carry a Kermany patient id "

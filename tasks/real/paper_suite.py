@@ -81,7 +81,7 @@ class ChexpertClassification(_PaperClassification):
         raw = table[CHEXPERT_LABELS].apply(lambda column: column.str.strip())
         bad = ~raw.isin(list(_CHEXPERT_VALUES))
         if bad.to_numpy().any():
-            index, column = next((i, c) for i, c in zip(*np.nonzero(bad.to_numpy()), strict=False))
+            index, column = next((i, c) for i, c in zip(*np.nonzero(bad.to_numpy()), strict=True))
             raise DataError(f"{line(csv, int(index))}: column {CHEXPERT_LABELS[column]!r} is "
                             f"{raw.iat[index, column]!r}; expected 1.0, 0.0, -1.0 or blank")
         patients = table["Path"].str.extract(r"(patient\d+)", expand=False)

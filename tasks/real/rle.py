@@ -25,15 +25,17 @@ def decode_rle(encoded: str, where: str, *, shape: tuple[int, int] = (GRID, GRID
     except ValueError:
         raise DataError(f"{where}: EncodedPixels is not a list of integers: {text[:40]!r}") from None
     if len(tokens) % 2:
-        raise DataError(f"{where}: EncodedPixels has an odd number of values ({len(tokens)}), expected (gap, run) pairs")
+        raise DataError(f"{where}: EncodedPixels has an odd number of values ({len(tokens)}), "
+                        "expected (gap, run) pairs")
     gaps, runs = tokens[0::2], tokens[1::2]
     if (gaps < 0).any() or (runs <= 0).any():
         raise DataError(f"{where}: EncodedPixels has a negative gap or a run that is not positive")
     ends = np.cumsum(gaps + runs)
     starts = ends - runs
     if ends[-1] > mask.size:
-        raise DataError(f"{where}: EncodedPixels runs to pixel {int(ends[-1])}, outside the {shape[0]}x{shape[1]} image")
-    for start, end in zip(starts, ends, strict=False):
+        raise DataError(f"{where}: EncodedPixels runs to pixel {int(ends[-1])}, "
+                        f"outside the {shape[0]}x{shape[1]} image")
+    for start, end in zip(starts, ends, strict=True):
         mask[start:end] = True
     return mask.reshape(shape[1], shape[0]).T
 
