@@ -631,7 +631,7 @@ class _Params:
         table = np.array([[getattr(a, name) for name in _SCALAR_FIELDS]
                           + [v for name in _PAIRED_FIELDS for v in getattr(a, name)] for a in anatomies], np.float32)
         table = table.T.reshape(table.shape[1], -1, 1, 1)
-        for name, column in zip(_SCALAR_FIELDS, table, strict=True):
+        for name, column in zip(_SCALAR_FIELDS, table[: len(_SCALAR_FIELDS)], strict=True):
             setattr(self, name, column)
         paired = table[len(_SCALAR_FIELDS):]
         self.right_lung = _LungShape(**dict(zip(_PAIRED_FIELDS, paired[0::2], strict=True)))
