@@ -15,7 +15,7 @@ from cxrbench import submission
 from cxrbench.errors import SubmissionError
 from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
 from cxrbench.registry import get_task
-from cxrbench.protocol import task_data_names
+from cxrbench.protocol import SUBMISSION_SCHEMA_VERSION, task_data_names
 from cxrbench.validate import validate
 
 from .real_data import SHARED_DATA, shared_dataset
@@ -185,7 +185,7 @@ def test_old_versions_upgrade_on_load(entry, monkeypatch):
 
     monkeypatch.setitem(submission.UPGRADES, "0", upgrade)
     loaded = load_task_submission(path)
-    assert loaded.schema_version == "1" and len(loaded.split_hash) == 32
+    assert loaded.schema_version == SUBMISSION_SCHEMA_VERSION and len(loaded.split_hash) == 32
 
 
 def test_bit_packed_masks_round_trip():
