@@ -73,7 +73,7 @@ def test_classic_aug_moves_the_source_image_with_its_mask(seg):
 
 def test_oracle_refuses_a_real_suite(seg):
     task, _, _ = seg
-    with pytest.raises(GeneratorError, match="not simulated"):
+    with pytest.raises(GeneratorError, match="task phantom_seg is not simulated"):
         generator_class("oracle")(task.meta.model_copy(update={"suite": "open"}))
 
 
