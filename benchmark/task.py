@@ -42,7 +42,7 @@ class Task(ABC):
 
     @abstractmethod
     def recipe(self) -> dict[str, Any]:
-        """The downstream recipe's settings (model, epochs, optimiser): part of every cell's key."""
+        """The downstream recipe's settings (model, number of training steps, optimiser): part of every cell's key."""
 
     @abstractmethod
     def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:

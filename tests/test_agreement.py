@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cxrbench.agreement import measure_agreement, shuffled_requests
+from cxrbench.registry import get_task
 from cxrbench.task_data import load_splits
 from cxrbench.schemas import RunConfig
 
@@ -26,9 +29,27 @@ def oracle(cache_root):
 
 def test_the_judge_finds_the_oracles_labels_far_above_chance(oracle):
     result = oracle
-    assert result.n_images == 50 and result.judge_seed not in range(10)
+    assert result.n_images == 50
     assert result.matched > result.shuffled + 0.15
-    assert result.real_test > 0.5
+    assert result.real_test > 0.6  # measured 0.69; predicting every finding everywhere scores 0.46
+
+
+def test_the_judge_is_trained_with_its_own_seed_not_a_run_seed(cache_root, monkeypatch):
+    """The reported judge_seed is the seed the judge trains with (its real-test score is reproduced with it), and
+    a run seed's model on the same data (the real_only baseline's) is another model, so the judge is not one of
+    the models the run compares. A short schedule keeps it quick: models of different seeds still differ."""
+    task = get_task("phantom_cls")
+    monkeypatch.setattr(type(task), "schedule", replace(task.schedule, steps=10))
+    result = _agreement("noise", cache_root)
+    splits = load_splits("phantom_cls", None, None)
+
+    def real_test(seed: int) -> float:
+        metric, _ = task.case_metric(task.train_and_predict(splits.train, splits, seed=seed, device="cpu"), splits)
+        return metric.value()
+
+    assert real_test(result.judge_seed) == pytest.approx(result.real_test, abs=1e-12)
+    assert result.judge_seed not in range(task.meta.default_seeds)
+    assert real_test(result.synthetic_seed) != pytest.approx(result.real_test, abs=1e-6)
 
 
 def test_noise_carries_no_information_about_its_labels(cache_root, oracle):

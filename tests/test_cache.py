@@ -1,6 +1,8 @@
 """The stage cache: keys follow inputs, entries are atomic, corruption is detected."""
 
+import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -21,19 +23,20 @@ def test_key_changes_with_every_input():
 
 
 def test_key_rejects_unhashable_inputs():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot use a object in a cache key"):
         content_key("x", "1", {"f": object()})
 
 
 def test_entry_becomes_visible_only_when_complete(tmp_path):
     cache = Cache(tmp_path)
     assert not cache.is_complete("stage", "k1")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="killed"):
         with cache.writing("stage", "k1") as out:
             (out / "a.txt").write_text("half")
             raise RuntimeError("killed")
     assert not cache.is_complete("stage", "k1")
     assert not cache.path("stage", "k1").exists()
+    assert not out.exists()  # the half-written staging folder is discarded too
     with cache.writing("stage", "k1") as out:
         (out / "a.txt").write_text("whole")
     assert cache.is_complete("stage", "k1")
@@ -64,7 +67,7 @@ def test_marker_records_file_hashes(tmp_path):
         (out / "sub").mkdir()
         (out / "sub" / "b").write_text("y")
     marker = json.loads((cache.path("stage", "k4") / MARKER).read_text())
-    assert set(marker["files"]) == {"sub/b"} and marker["inputs"] == {"seed": 3}
+    assert marker["files"] == {"sub/b": hashlib.sha256(b"y").hexdigest()} and marker["inputs"] == {"seed": 3}
 
 
 def test_unwritable_cache_directory_is_a_clear_error(tmp_path):
@@ -78,5 +81,7 @@ def test_stale_staging_of_dead_process_is_removed(tmp_path):
     Cache(tmp_path)
     stale = tmp_path / "tmp" / "stage-key-999999999-abcd1234"
     stale.mkdir()
+    live = tmp_path / "tmp" / f"stage-key-{os.getpid()}-abcd1234"  # this process's: still being written
+    live.mkdir()
     Cache(tmp_path)
-    assert not stale.exists()
+    assert not stale.exists() and live.exists()

@@ -27,7 +27,7 @@ def test_list_shows_tasks_and_generators():
     (["--generator", "oracle", "--suite", "nope"], "unknown suite 'nope'"),
     (["--generator", "oracle", "--ratios", "-1"], "ratios must be positive"),
     (["--generator", "oracle", "--ratios", "one"], "comma-separated numbers"),
-    (["--generator", "oracle", "--seeds", "1"], "seeds"),
+    (["--generator", "oracle", "--seeds", "1"], "invalid setting seeds: Input should be greater than or equal to 2"),
 ])
 def test_bad_run_settings_fail_in_one_line(args, message, tmp_path):
     result = _invoke("run", *args, "--cache-dir", str(tmp_path))
@@ -47,8 +47,10 @@ def test_unwritable_cache_directory_fails_in_one_line(tmp_path):
 def test_report_rejects_files_that_are_not_results(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema_version": "1"}))
-    assert _invoke("report", str(bad)).exit_code == 2
-    assert "cannot read" in _invoke("report", str(tmp_path / "missing.json")).output
+    rejected = _invoke("report", str(bad))
+    assert rejected.exit_code == 2 and f"{bad} is not a cxrbench result: field protocol_version" in rejected.output
+    missing = _invoke("report", str(tmp_path / "missing.json"))
+    assert missing.exit_code == 2 and f"cannot read {tmp_path / 'missing.json'}" in missing.output
 
 
 def test_report_prints_markdown_json_and_table(tiny_run, tmp_path):

@@ -21,10 +21,10 @@ def test_round_trip_keeps_kind_and_mask():
 
 
 def test_unknown_kind_and_bad_mask_are_rejected():
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="'sketch' found using 'kind'"):
         adapter.validate_python([{"kind": "sketch", "labels": {}}])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"mask bits hold 8 pixels, shape \(4, 4\) needs 16"):
         adapter.validate_python([{"kind": "mask", "labels": {}, "source_id": "x",
                                   "mask": {"shape": [4, 4], "bits": "AA=="}}])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"a mask must be 2-D \(H, W\), got shape \(4,\)"):
         MaskCondition(labels={}, mask=np.zeros(4, bool), source_id="x")

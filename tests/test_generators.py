@@ -36,22 +36,26 @@ def test_generate_is_seeded_and_in_range(name, seg):
 def test_conditions_are_identical_for_every_generator_and_never_flip(seg):
     task, splits, conditions = seg
     again = task.conditions(splits.train, 12, seed=3)
+    assert len(again) == len(conditions) == 12
     assert all(np.array_equal(a.mask, b.mask) and a.source_id == b.source_id for a, b in zip(conditions, again))
-    for condition in conditions:
-        source = splits.train.masks[list(splits.train.sample_ids).index(condition.source_id)]
-        if source.any():
-            # a small affine keeps the finding on its side of the chest; a flip would move it across
-            side = lambda m: np.nonzero(m)[1].mean() < m.shape[1] / 2
-            assert side(source) == side(condition.mask)
+    sources = [splits.train.masks[list(splits.train.sample_ids).index(c.source_id)] for c in conditions]
+    with_finding = [(source, c.mask) for source, c in zip(sources, conditions) if source.any()]
+    assert len(with_finding) >= 4  # the side check below has pneumothoraces to look at
+    # a small affine keeps the finding on its side of the chest; a flip would move it across
+    side = lambda m: np.nonzero(m)[1].mean() < m.shape[1] / 2
+    assert all(side(source) == side(mask) for source, mask in with_finding)
 
 
 def test_oracle_draws_the_requested_pneumothorax(seg):
     task, splits, conditions = seg
     images = _fitted("oracle", task, splits.train).generate(conditions, seed=0)
-    for image, condition in zip(images, conditions):
-        if condition.mask.sum() > 20:
-            ring = np.roll(condition.mask, 3, axis=1) & ~condition.mask
-            assert image[condition.mask].mean() < image[ring].mean() + 0.05
+    drawn = [(image, c.mask) for image, c in zip(images, conditions) if c.mask.sum() > 20]
+    assert len(drawn) >= 4
+    for image, mask in drawn:
+        # pneumothorax air is darker than the lung beside it (measured 0.16-0.37 darker; the same studies drawn
+        # without their pneumothorax are 0.00-0.17 darker there, so a smaller margin would not see it missing)
+        ring = np.roll(mask, 3, axis=1) & ~mask
+        assert image[mask].mean() < image[ring].mean() - 0.1
 
 
 def test_classic_aug_moves_the_source_image_with_its_mask(seg):
@@ -63,12 +67,13 @@ def test_classic_aug_moves_the_source_image_with_its_mask(seg):
         source = splits.train.images[list(splits.train.sample_ids).index(condition.source_id)]
         made = generator.generate([condition], seed=0)[0]
         expected = apply_affine(source, condition.transform, nearest=False)
-        assert np.corrcoef(made.ravel(), expected.ravel())[0, 1] > 0.9
+        # measured 0.993-0.995 (intensity jitter aside); the unmoved source image reaches 0.49-0.84
+        assert np.corrcoef(made.ravel(), expected.ravel())[0, 1] > 0.98
 
 
 def test_oracle_refuses_a_real_suite(seg):
     task, _, _ = seg
-    with pytest.raises(GeneratorError, match="not simulated"):
+    with pytest.raises(GeneratorError, match="task phantom_seg is not simulated"):
         generator_class("oracle")(task.meta.model_copy(update={"suite": "open"}))
 
 
@@ -81,10 +86,10 @@ def test_checked_generate_rejects_wrong_shapes_and_ranges(seg):
     task, splits, conditions = seg
     generator = _fitted("noise", task, splits.train)
     generator.generate = lambda c, seed, batch_size=64: np.full((len(c), 64, 64), 2.0, np.float32)
-    with pytest.raises(GeneratorError, match="outside"):
+    with pytest.raises(GeneratorError, match=r"generator noise returned values outside \[0, 1\]"):
         generator.checked_generate(conditions, seed=0)
     generator.generate = lambda c, seed, batch_size=64: np.zeros((len(c), 32, 32), np.float32)
-    with pytest.raises(GeneratorError, match="shape"):
+    with pytest.raises(GeneratorError, match=r"returned shape \(12, 32, 32\), expected \(12, 64, 64\)"):
         generator.checked_generate(conditions, seed=0)
 
 

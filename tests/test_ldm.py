@@ -80,13 +80,13 @@ def test_labels_and_prompts_reach_the_model(text_ldm):
 
 def test_the_mask_model_refuses_label_conditions(mask_ldm):
     task, _, generator = mask_ldm
-    with pytest.raises(GeneratorError, match="needs mask conditions"):
+    with pytest.raises(GeneratorError, match="needs mask conditions, got a label condition"):
         generator.generate([LabelCondition(labels={"pneumothorax": 1})], seed=0)
 
 
 def test_generating_before_fitting_is_a_clear_error():
     task = get_task("phantom_cls")
-    with pytest.raises(GeneratorError, match="must be fitted or loaded"):
+    with pytest.raises(GeneratorError, match="ldm_text must be fitted or loaded"):
         generator_class("ldm_text")(task.meta, preset="tiny").generate([LabelCondition(labels={})], seed=0)
 
 
@@ -107,9 +107,9 @@ def test_presets_resolve_by_resolution_and_reject_unknown_names():
     assert resolve_config({}, 64).preset == "cpu"
     assert resolve_config({}, 256).preset == "paper"
     assert resolve_config({"preset": "tiny", "denoiser": {"steps": 9}}, 64).denoiser.steps == 9
-    with pytest.raises(ConfigError, match="unknown LDM preset"):
+    with pytest.raises(ConfigError, match="unknown LDM preset 'huge'"):
         resolve_config({"preset": "huge"}, 64)
-    with pytest.raises(ConfigError, match="no section"):
+    with pytest.raises(ConfigError, match="no section 'vae'"):
         resolve_config({"vae": {}}, 64)
 
 

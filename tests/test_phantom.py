@@ -381,21 +381,21 @@ def test_render_conditions_honours_masks():
 def test_bad_inputs_raise():
     anatomy = draw_anatomy(np.random.default_rng(0))
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown findings \['fracture'\]"):
         render_study(anatomy, {"fracture": True}, rng, PhantomConfig())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"pneumothorax_mask has shape \(32, 32\), expected \(64, 64\)"):
         render_study(anatomy, NONE, rng, PhantomConfig(), np.zeros((32, 32), bool))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown findings in prevalence: \['fracture'\]"):
         simulate_population(2, prevalence={"fracture": 0.5}, studies_per_patient=(1, 2), config=PhantomConfig(), seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"studies_per_patient must be \(lo, hi\) with 1 <= lo <= hi, got \(3, 2\)"):
         simulate_population(2, prevalence=PREVALENCE, studies_per_patient=(3, 2), config=PhantomConfig(), seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels must have shape \(N, 4\), got \(2, 3\)"):
         render_conditions(np.zeros((2, 3)), None, config=PhantomConfig(), seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"masks must have shape \(2, 64, 64\), got \(2, 32, 32\)"):
         render_conditions(np.zeros((2, 4)), np.zeros((2, 32, 32), bool), config=PhantomConfig(), seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="size must be an integer >= 16, got 8"):
         PhantomConfig(size=8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cardiomegaly_scale must be an interval .*got \(1.5, 1.2\)"):
         PhantomConfig(cardiomegaly_scale=(1.5, 1.2))
 
 

@@ -57,6 +57,7 @@ def test_a_saved_pipeline_generates_grey_images_at_the_task_resolution(tiny_pipe
     images = generator.checked_generate(conditions, seed=1, batch_size=2)
     assert images.shape == (3, task.meta.resolution, task.meta.resolution)
     np.testing.assert_array_equal(images, generator.checked_generate(conditions, seed=1, batch_size=2))
+    assert images.std() > 0 and not np.array_equal(images, generator.checked_generate(conditions, seed=2, batch_size=2))
     assert generator.revision() == generator_class("pretrained_pipeline")(task.meta, path=str(tiny_pipeline),
                                                                           steps=2).revision()
 
@@ -76,7 +77,7 @@ def test_a_missing_folder_or_option_is_a_clear_error(tmp_path):
     meta = get_task("phantom_cls").meta
     with pytest.raises(GeneratorError, match="needs the option `path`"):
         generator_class("pretrained_pipeline")(meta)
-    with pytest.raises(GeneratorError, match="no model_index.json"):
+    with pytest.raises(GeneratorError, match=f"folder {tmp_path / 'nowhere'} has no model_index.json"):
         generator_class("pretrained_pipeline")(meta, path=str(tmp_path / "nowhere"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ from safetensors.numpy import load_file
 
 from cxrbench.cache import Cache
 from cxrbench.cell import synthetic_set
+from cxrbench.conditions import LabelCondition, MaskCondition
 from cxrbench.fitting import ready_generator
-from cxrbench.conditions import LabelCondition
+from cxrbench.generators.ldm.proxy import train_proxy
 from cxrbench.generators.ldm.selection import rejection_sample
 from cxrbench.registry import get_task
 from cxrbench.plan import first_ratio_cell, plan_task
@@ -78,8 +80,14 @@ def test_each_round_is_its_own_cached_fit_with_its_acceptance_rate(refined):
     (round_one,) = generator.history
     assert round_one["round"] == 1
     assert round_one["candidates"] == generator.refine.candidates_per_image * len(plan.splits.train)
-    assert 0 <= round_one["acceptance_rate"] <= 1 and set(round_one["per_condition"]) <= {
-        '{"pneumothorax": 0}', '{"pneumothorax": 1}'}
+    assert round_one["acceptance_rate"] == round_one["accepted"] / round_one["candidates"]
+    assert round_one["accepted"] == sum(group["accepted"] for group in round_one["per_condition"].values())
+    # the candidates are the training images' own conditions, candidates_per_image times each
+    positives = int(plan.splits.train.masks.any(axis=(1, 2)).sum())
+    per_image = generator.refine.candidates_per_image
+    assert {group: counts["drawn"] for group, counts in round_one["per_condition"].items()} == {
+        '{"pneumothorax": 0}': per_image * (len(plan.splits.train) - positives),
+        '{"pneumothorax": 1}': per_image * positives}
 
 
 def test_filtered_generation_delivers_the_count_and_records_acceptance(refined):
@@ -91,13 +99,36 @@ def test_filtered_generation_delivers_the_count_and_records_acceptance(refined):
     images = generator.checked_generate(conditions, seed=2)
     notes = generator.generation_notes()
     assert images.shape == (6, 64, 64)
-    assert notes["requested"] == 6 and 6 <= notes["drawn"] <= 12
+    # draw 0 is the plain generator's; only the conditions the proxy rejected there are drawn again (max_draws 2),
+    # and each keeps its better-scored image
+    threshold = generator.refine.threshold
+    first = generator.scores(generator.plain.generate(generator, conditions, seed=2), conditions)
+    delivered = generator.scores(images, conditions)
+    assert notes["requested"] == 6 and notes["drawn"] == 6 + int((first < threshold).sum())
+    assert notes["accepted"] == int((delivered >= threshold).sum()) == 6 - notes["delivered_below_threshold"]
+    assert (delivered >= first).all()
     assert sum(g["drawn"] for g in notes["per_condition"].values()) == notes["drawn"]
     assert notes["finetune_rounds"] == generator.history
 
 
-def test_the_proxy_is_not_the_judge():
-    assert PROXY_SEED != JUDGE_SEED and PROXY_SEED not in range(100)
+def test_the_proxy_is_the_task_recipe_with_its_own_seed_not_the_judge_or_a_run_model(monkeypatch):
+    """The proxy grades real test images exactly as the task's recipe trained on the same split with PROXY_SEED,
+    and unlike the judge's model (JUDGE_SEED) or a run seed's (the real_only baseline's): a filter built on it is
+    never graded by itself. A short schedule keeps it quick: models of different seeds still differ."""
+    task = get_task("phantom_seg")
+    monkeypatch.setattr(type(task), "schedule", replace(task.schedule, steps=10))
+    splits = task.load(None, train_size=16)
+    asked = [MaskCondition(labels={"pneumothorax": int(m.any())}, mask=m, source_id=str(i))
+             for m, i in zip(splits.test.masks, splits.test.sample_ids)]
+    graded = train_proxy("phantom_seg", splits.train, device="cpu").scores(splits.test.images, asked, device="cpu")
+
+    def recipe_dice(seed: int) -> float:
+        metric, _ = task.case_metric(task.train_and_predict(splits.train, splits, seed=seed, device="cpu"), splits)
+        return metric.value()
+
+    assert graded.mean() == pytest.approx(recipe_dice(PROXY_SEED), abs=1e-12)
+    for other in (JUDGE_SEED, *range(task.meta.default_seeds)):
+        assert graded.mean() != pytest.approx(recipe_dice(other), abs=1e-9), other
 
 
 def test_the_proxy_never_sees_val_or_test(refined):

@@ -56,7 +56,7 @@ def test_accept_and_reject_append_the_right_lines_and_a_new_session_resumes(smal
     assert first["verdict"] == "accept" and first["image_sha256"] == manifest.entries[0].sha256
     assert second["verdict"] == "reject" and second["image_sha256"] == manifest.entries[1].sha256
     assert second["comment"] == "lung edge missing" and first["comment"] == ""
-    assert {first["reviewer"], first["generator"], first["generator_revision"]} == {"dr who", "ldm_mask", "rev1"}
+    assert (first["reviewer"], first["generator"], first["generator_revision"]) == ("dr who", "ldm_mask", "rev1")
     assert FeedbackRecord.model_validate(second).time <= now()
 
     resumed = _session()  # a second session starts at the first image without a verdict

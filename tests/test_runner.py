@@ -1,5 +1,6 @@
 """End to end on tiny settings: results, caching, resumption after kill -9, determinism across executors."""
 
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +36,14 @@ def test_result_has_every_arm_and_corrected_p_values(tiny_run):
         assert task.n_train_real == TINY["train_size"]
         for arm in task.arms:
             assert arm.n_synthetic == round(0.5 * TINY["train_size"])
-            assert 0 <= arm.mean <= 1
+        for arm in [task.baseline, *task.arms]:  # an arm's mean is its seeds' mean, each a score in [0, 1]
+            scores = [s.score for s in arm.seeds]
+            assert [s.seed for s in arm.seeds] == list(range(TINY["seeds"])) and all(0 <= x <= 1 for x in scores)
+            assert arm.mean == pytest.approx(sum(scores) / len(scores), abs=1e-12)
+        means = {arm.generator: arm.mean for arm in [task.baseline, *task.arms]}
+        for c in task.comparisons:  # Δ is the arm's mean minus its reference's
+            assert (c.arm_mean, c.reference_mean) == (means[c.generator], means[c.reference])
+            assert c.delta == pytest.approx(c.arm_mean - c.reference_mean, abs=1e-12)
 
 
 def test_second_run_recomputes_nothing_and_prints_the_same(tiny_run, monkeypatch):
@@ -66,7 +74,9 @@ def test_a_generator_is_also_compared_with_the_baselines_and_fitted_once(tiny_ru
     result = run(ldm, cache, workers=1, show_progress=False)
     pairs = {(c.generator, c.reference) for c in result.tasks[0].comparisons}
     assert pairs == {("ldm_text", "real_only"), ("ldm_text", "classic_aug"), ("classic_aug", "real_only")}
-    assert len(list(Cache(cache).root.glob("synthetic/*/*/grid.png"))) >= TINY["seeds"]
+    ldm_sets = [p.parent for p in Cache(cache).root.glob("synthetic/*/*/manifest.json")
+                if json.loads(p.read_text())["generator"] == "ldm_text"]  # the cache also holds tiny_run's sets
+    assert len(ldm_sets) == TINY["seeds"] and all((folder / "grid.png").is_file() for folder in ldm_sets)
 
     from cxrbench.generators.ldm.generator import LatentDiffusionGenerator
 

@@ -75,26 +75,26 @@ def test_weighted_f1_with_integer_weights_equals_sklearn_on_repeated_rows() -> N
 
 
 @pytest.mark.parametrize(
-    ("pred", "target"),
+    ("pred", "target", "message"),
     [
-        (np.zeros((5, 3)), np.zeros((5, 2))),
-        (np.zeros(5), np.zeros(5)),
-        (np.full((5, 3), 2), np.zeros((5, 3))),
-        (np.zeros((0, 3)), np.zeros((0, 3))),
+        (np.zeros((5, 3)), np.zeros((5, 2)), r"same shape; got \(5, 3\) and \(5, 2\)"),
+        (np.zeros(5), np.zeros(5), r"\(n_cases, n_labels\) arrays .*got \(5,\) and \(5,\)"),
+        (np.full((5, 3), 2), np.zeros((5, 3)), r"pred must be binary"),
+        (np.zeros((0, 3)), np.zeros((0, 3)), r"non-empty .*got \(0, 3\) and \(0, 3\)"),
     ],
 )
-def test_macro_f1_rejects_bad_input(pred: np.ndarray, target: np.ndarray) -> None:
-    with pytest.raises(ValueError):
+def test_macro_f1_rejects_bad_input(pred: np.ndarray, target: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         MacroF1(pred, target)
 
 
 def test_weighted_rejects_wrong_weight_shape_or_sign() -> None:
     metric = MacroF1(np.ones((4, 2)), np.ones((4, 2)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"shape \(B, 4\); got \(2, 5\)"):
         metric.weighted(np.ones((2, 5)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"shape \(B, 4\); got \(4,\)"):
         metric.weighted(np.ones(4))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="finite and non-negative"):
         metric.weighted(-np.ones((1, 4)))
 
 
@@ -107,9 +107,9 @@ def test_mean_of_cases_weighted_mean() -> None:
     expected = [np.average(values, weights=w) for w in weights]
     assert metric.weighted(weights) == pytest.approx(expected, abs=1e-12)
     assert metric.value() == pytest.approx(values.mean(), abs=1e-12)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every weight row must have a positive total"):
         metric.weighted(np.zeros((1, 40)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="values must be finite"):
         MeanOfCases(np.array([0.5, np.nan]))
 
 
@@ -204,15 +204,15 @@ def test_zero_variance_differences_give_degenerate_results_without_nan(
 def test_compare_rejects_unpaired_or_mismatched_input() -> None:
     a = MeanOfCases(np.ones(4))
     ids = ["a", "a", "b", "c"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="arm has 2 seeds but baseline has 1"):
         compare([a, a], [a], ids)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 2 paired seeds .*got 1"):
         compare([a], [a], ids)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cover the 4 test cases .*got \[4, 5\]"):
         compare([a, a], [a, MeanOfCases(np.ones(5))], ids)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"cover the 3 test cases .*got \[4\]"):
         compare([a, a], [a, a], ids[:3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\); got 1.5"):
         compare([a, a], [a, a], ids, confidence=1.5)
 
 
@@ -309,9 +309,9 @@ def test_correct_by_hand() -> None:
     assert correct(p, "holm") == pytest.approx([0.03, 0.06, 0.06])
     assert correct([0.5, 0.6], "bonferroni") == [1.0, 1.0]
     assert correct([], "holm") == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method must be one of .*got 'fdr_bh'"):
         correct(p, "fdr_bh")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]; got \[0.1, nan\]"):
         correct([0.1, float("nan")], "holm")
 
 

@@ -63,7 +63,7 @@ def test_stage_conditions_and_oracle(benchmark, task):
 
 @pytest.mark.parametrize("task", ["phantom_cls", "phantom_seg"])
 def test_stage_downstream_cell(benchmark, task):
-    """One downstream training on 48 real images (the default recipe's epochs), then prediction."""
+    """One downstream training on 48 real images (the default recipe's fixed number of steps), then prediction."""
     benchmark.group = "stage: downstream cell, 48 training images"
     the_task = get_task(task)
     splits = load_splits(task, None, 48)
