@@ -11,7 +11,7 @@ from safetensors.numpy import load_file
 from cxrbench.cache import Cache
 from cxrbench.cells import ready_generator, synthetic_set
 from cxrbench.conditions import LabelCondition
-from cxrbench.generators.ldm.proxy import PROXY_SEED
+from cxrbench.generators.ldm.proxy import PROXY_SEED, Proxy
 from cxrbench.generators.ldm.selection import rejection_sample
 from cxrbench.registry import get_task
 from cxrbench.plan import FIT_STAGE, SYNTHETIC_STAGE, first_ratio_cell, plan_task
@@ -135,3 +135,15 @@ def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
     pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
     assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
                      ("ldm_mask", "real_only"): 0.1}
+
+
+def test_a_saved_proxy_loads_into_the_tasks_untrained_model(tmp_path):
+    task = get_task("phantom_cls")
+    splits = task.load(None, train_size=16)
+    proxy = Proxy(task=task, model=task.untrained_model(), trained_on=["a", "b"])
+    proxy.save(tmp_path)
+    loaded = Proxy.load(tmp_path)
+    conditions = task.conditions(splits.train, 8, seed=0)
+    assert loaded.task.meta == task.meta and loaded.trained_on == ["a", "b"]
+    np.testing.assert_array_equal(loaded.scores(splits.val.images[:8], conditions, device="cpu"),
+                                  proxy.scores(splits.val.images[:8], conditions, device="cpu"))
