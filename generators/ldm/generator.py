@@ -60,7 +60,8 @@ class LatentDiffusionGenerator(Generator):
 
     def _fit(self, train: SampleSet, seed: int) -> None:
         from .autoencoder import train_autoencoder
-        from .context import ConditionEncoder, build_tokenizer, prompt_of
+        from ..prompts import prompt_of
+        from .context import ConditionEncoder, build_tokenizer
         from .denoiser import build_denoiser, train_denoiser
         from .model import LatentDiffusion, encode_latents, model_range
         from .training import Trainer
