@@ -22,6 +22,7 @@ from .plan import first_ratio_cell, plan_task
 from .protocol import JUDGE_SEED
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
+from .task import Predictions
 
 
 class AgreementResult(BaseModel):
@@ -55,18 +56,20 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
     arm, cell = first_ratio_cell(plan, generator, synthetic_seed)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits
-    graded = Splits(real.train, real.val, SampleSet.concat([real.test, synthetic]))
-    predictions = task.train_and_predict(real.train, graded, seed=JUDGE_SEED, device=device)
-    n_real = len(real.test)
+    judge = task.train_model(real.train, seed=JUDGE_SEED, device=device)
 
-    def score(test: SampleSet, rows: slice) -> tuple[float, dict[str, float]]:
-        part = {k: (v[rows] if k.startswith("test") else v) for k, v in predictions.items()}
-        metric, per_label = task.case_metric(part, Splits(real.train, real.val, test))
+    def graded(test: SampleSet) -> Splits:
+        """The real train and val (val sets thresholds) with `test` in the test split's place."""
+        return Splits(real.train, real.val, test)
+
+    def score(predictions: Predictions, test: SampleSet) -> tuple[float, dict[str, float]]:
+        metric, per_label = task.case_metric(predictions, graded(test))
         return metric.value(), per_label
 
-    real_test, _ = score(real.test, slice(0, n_real))
-    matched, matched_per_label = score(synthetic, slice(n_real, None))
-    shuffled, shuffled_per_label = score(shuffled_requests(synthetic, synthetic_seed), slice(n_real, None))
+    real_test, _ = score(task.predict(judge, graded(real.test), device=device), real.test)
+    on_synthetic = task.predict(judge, graded(synthetic), device=device)  # the shuffled requests: same images
+    matched, matched_per_label = score(on_synthetic, synthetic)
+    shuffled, shuffled_per_label = score(on_synthetic, shuffled_requests(synthetic, synthetic_seed))
     return AgreementResult(task=task_name, generator=generator, revision=arm.revision, metric=task.meta.metric,
                            n_images=len(synthetic), synthetic_seed=synthetic_seed, judge_seed=JUDGE_SEED,
                            matched=matched, shuffled=shuffled, real_test=real_test,

@@ -16,6 +16,10 @@ from .stats import CaseMetric
 Predictions = dict[str, np.ndarray]
 """What a downstream model leaves behind: arrays named by split (e.g. 'val_prob', 'test_prob', 'test_mask')."""
 
+DownstreamModel = Any
+"""The task's downstream model as its recipe builds it: a torch module, so that its weights can be saved and loaded.
+Only the task that made it reads it (`predict`, `condition_scores`)."""
+
 
 class Task(ABC):
     meta: ClassVar[TaskMeta]
@@ -45,8 +49,27 @@ class Task(ABC):
         """The downstream recipe's settings (model, number of training steps, optimiser): part of every cell's key."""
 
     @abstractmethod
+    def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
+        """The fixed downstream recipe trained on `train`, all its randomness from `seed`.
+
+        The one training path: a run cell's model, the agreement judge and a generator's proxy."""
+
+    @abstractmethod
+    def untrained_model(self) -> DownstreamModel:
+        """The recipe's model before training: what saved weights are loaded into."""
+
+    @abstractmethod
+    def predict(self, model: DownstreamModel, splits: Splits, *, device: str) -> Predictions:
+        """The model's predictions of val and test: what `case_metric` reads."""
+
+    @abstractmethod
+    def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
+                         device: str) -> np.ndarray:
+        """One score in [0, 1] per image: how well the model finds in it the condition it was made for."""
+
     def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:
         """Train the fixed downstream model on `train` (real, or real + synthetic) and predict val and test."""
+        return self.predict(self.train_model(train, seed=seed, device=device), splits, device=device)
 
     @abstractmethod
     def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:

@@ -47,7 +47,7 @@ class PretrainedPipeline(Generator):
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
         import torch
 
-        from cxrbench.generators.ldm.context import prompt_of
+        from .prompts import prompt_of
 
         if any(isinstance(c, MaskCondition) for c in conditions):
             raise GeneratorError("pretrained_pipeline takes label or text conditions, not masks")

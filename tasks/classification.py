@@ -9,11 +9,11 @@ import numpy as np
 from cxrbench.conditions import Condition, LabelCondition
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.stats import CaseMetric, MacroF1
-from cxrbench.task import Predictions, Task
+from cxrbench.task import DownstreamModel, Predictions, Task
 
-from .downstream.classifier import ClassifierName, train_classifier
+from .downstream.classifier import ClassifierName, build_classifier, fit_classifier
 from .downstream.metrics import val_thresholds
-from .downstream.training import Schedule
+from .downstream.training import Schedule, predict
 
 
 class ClassificationTask(Task):
@@ -30,10 +30,24 @@ class ClassificationTask(Task):
     def recipe(self) -> dict[str, Any]:
         return {"model": self.model, "schedule": self.schedule.__dict__, "threshold": "max F1 on val, per label"}
 
-    def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:
-        probs = train_classifier(train.images, train.labels, {"val": splits.val.images, "test": splits.test.images},
-                                 model=self.model, schedule=self.schedule, seed=seed, device=device)
-        return {"val_prob": probs["val"].astype(np.float32), "test_prob": probs["test"].astype(np.float32)}
+    def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
+        return fit_classifier(train.images, train.labels, model=self.model, schedule=self.schedule, seed=seed,
+                              device=device)
+
+    def untrained_model(self) -> DownstreamModel:
+        return build_classifier(self.model, len(self.meta.labels))
+
+    def predict(self, model: DownstreamModel, splits: Splits, *, device: str) -> Predictions:
+        """Probabilities per label: val's choose the thresholds, test's are scored."""
+        return {f"{name}_prob": predict(model, part.images[:, None], device=device).astype(np.float32)
+                for name, part in (("val", splits.val), ("test", splits.test))}
+
+    def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
+                         device: str) -> np.ndarray:
+        """The mean probability of the requested value of each label (a label the condition omits: absent)."""
+        probabilities = predict(model, images[:, None], device=device)
+        requested = np.array([[c.labels.get(name, 0) for name in self.meta.labels] for c in conditions], dtype=bool)
+        return np.where(requested, probabilities, 1 - probabilities).mean(axis=1).astype(np.float64)
 
     def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
         thresholds = val_thresholds(predictions["val_prob"], splits.val.labels)

@@ -10,10 +10,10 @@ from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.geometry import apply_affine, random_affine
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.stats import CaseMetric, MeanOfCases
-from cxrbench.task import Predictions, Task
+from cxrbench.task import DownstreamModel, Predictions, Task
 
 from .downstream.metrics import dice_per_image
-from .downstream.segmenter import train_segmenter
+from .downstream.segmenter import build_segmenter, fit_segmenter, predict_masks
 from .downstream.training import Schedule
 
 
@@ -40,12 +40,24 @@ class SegmentationTask(Task):
         return {"model": "monai.UNet", "channels": list(self.channels), "loss": "DiceLoss(batch=True)",
                 "schedule": self.schedule.__dict__, "threshold": 0.5}
 
-    def train_and_predict(self, train: SampleSet, splits: Splits, *, seed: int, device: str) -> Predictions:
+    def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
         if train.masks is None:
             raise ValueError(f"task {self.meta.name}: training data has no masks")
-        masks = train_segmenter(train.images, train.masks, {"test": splits.test.images}, channels=self.channels,
-                                schedule=self.schedule, seed=seed, device=device)
-        return {"test_mask": masks["test"]}
+        return fit_segmenter(train.images, train.masks, channels=self.channels, schedule=self.schedule, seed=seed,
+                             device=device)
+
+    def untrained_model(self) -> DownstreamModel:
+        return build_segmenter(self.channels)
+
+    def predict(self, model: DownstreamModel, splits: Splits, *, device: str) -> Predictions:
+        """Test masks only: the threshold is fixed, so val has nothing to choose."""
+        return {"test_mask": predict_masks(model, splits.test.images, device=device)}
+
+    def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
+                         device: str) -> np.ndarray:
+        """Dice between the predicted mask and the requested one (both empty: 1)."""
+        requested = np.stack([np.asarray(c.mask, dtype=bool) for c in conditions])
+        return dice_per_image(predict_masks(model, images, device=device), requested)
 
     def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
         dice = dice_per_image(predictions["test_mask"], splits.test.masks)

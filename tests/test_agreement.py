@@ -8,8 +8,8 @@ import pytest
 
 from cxrbench.agreement import measure_agreement, shuffled_requests
 from cxrbench.registry import get_task
-from cxrbench.task_data import load_splits
 from cxrbench.schemas import RunConfig
+from cxrbench.task_data import load_splits
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from cxrbench.cli import app
 
-from .real_data import covid_subset, replace_with_copy, shared_dataset, SHARED_DATA
+from .real_data import SHARED_DATA, covid_subset, replace_with_copy, shared_dataset
 
 runner = CliRunner()
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from cxrbench.tasks.downstream.classifier import build_classifier, train_classifier
-from cxrbench.tasks.downstream.training import Schedule
+from cxrbench.tasks.downstream.classifier import build_classifier, fit_classifier
+from cxrbench.tasks.downstream.training import Schedule, predict
 
 
 def test_torchxrayvision_densenet_builds_without_weights_and_predicts_each_label():
@@ -22,9 +22,9 @@ def test_training_is_repeatable_per_seed_and_leaves_global_rng_alone():
     images = rng.random((16, 64, 64), dtype=np.float32)
     labels = (rng.random((16, 2)) < 0.5).astype(np.int8)
     state = torch.random.get_rng_state()
-    run = lambda seed: train_classifier(images, labels, {"x": images}, model="small_cnn",
-                                        schedule=Schedule(steps=3, batch_size=8, learning_rate=1e-3), seed=seed,
-                                        device="cpu")["x"]
+    schedule = Schedule(steps=3, batch_size=8, learning_rate=1e-3)
+    run = lambda seed: predict(fit_classifier(images, labels, model="small_cnn", schedule=schedule, seed=seed,
+                                              device="cpu"), images[:, None], device="cpu")
     first = run(0)
     assert np.array_equal(first, run(0))
     assert not np.array_equal(first, run(1))

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from cxrbench.task_data import load_splits
 from cxrbench.errors import GeneratorError
 from cxrbench.protocol import incompatibility
 from cxrbench.registry import generator_class, get_task
 from cxrbench.synthetic import GRID, MANIFEST, read_synthetic_set, write_synthetic_set
+from cxrbench.task_data import load_splits
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from cxrbench.conditions import LabelCondition, MaskCondition, TextCondition
 from cxrbench.errors import ConfigError, GeneratorError
 from cxrbench.generators.ldm.config import resolve_config
-from cxrbench.generators.ldm.context import build_tokenizer, prompt_for, tokenize
+from cxrbench.generators.ldm.context import build_tokenizer, tokenize
+from cxrbench.generators.prompts import prompt_for
 from cxrbench.registry import generator_class, get_task
 
 

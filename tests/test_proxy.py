@@ -13,11 +13,11 @@ from cxrbench.cache import Cache
 from cxrbench.cell import synthetic_set
 from cxrbench.conditions import LabelCondition, MaskCondition
 from cxrbench.fitting import ready_generator
-from cxrbench.generators.ldm.proxy import train_proxy
+from cxrbench.generators.ldm.proxy import Proxy, train_proxy
 from cxrbench.generators.ldm.selection import rejection_sample
-from cxrbench.registry import get_task
 from cxrbench.plan import first_ratio_cell, plan_task
 from cxrbench.protocol import JUDGE_SEED, PROXY_SEED
+from cxrbench.registry import generator_class, get_task
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import RunConfig
 from cxrbench.synthetic import MANIFEST, SyntheticManifest
@@ -166,3 +166,31 @@ def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
     pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
     assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
                      ("ldm_mask", "real_only"): 0.1}
+
+
+def test_each_round_starts_from_what_the_round_before_hands_on():
+    meta = get_task("phantom_seg").meta
+    round_one = generator_class("ldm_mask_proxy")(meta, preset="tiny", refine={"rounds": 1})
+    round_zero = round_one.refines()
+    plain = round_zero.refines()
+    assert (round_zero.refine.rounds, plain.meta.name) == (0, "ldm_mask")
+    plain.model = "the plain fit"  # a stand-in: handing on only passes it along
+    round_zero.start_from(plain)
+    assert (round_zero.model, round_zero.proxy, round_zero.history) == ("the plain fit", None, [])
+    round_zero.proxy, round_zero.history = "its proxy", [{"round": 0}]
+    round_one.start_from(round_zero)
+    round_one.history.append({"round": 1})
+    assert (round_one.model, round_one.proxy) == ("the plain fit", "its proxy")
+    assert round_zero.history == [{"round": 0}]  # a later round never rewrites an earlier round's record
+
+
+def test_a_saved_proxy_loads_into_the_tasks_untrained_model(tmp_path):
+    task = get_task("phantom_cls")
+    splits = task.load(None, train_size=16)
+    proxy = Proxy(task=task, model=task.untrained_model(), trained_on=["a", "b"])
+    proxy.save(tmp_path)
+    loaded = Proxy.load(tmp_path)
+    conditions = task.conditions(splits.train, 8, seed=0)
+    assert loaded.task.meta == task.meta and loaded.trained_on == ["a", "b"]
+    np.testing.assert_array_equal(loaded.scores(splits.val.images[:8], conditions, device="cpu"),
+                                  proxy.scores(splits.val.images[:8], conditions, device="cpu"))

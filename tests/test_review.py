@@ -13,7 +13,7 @@ from cxrbench.cache import Cache
 from cxrbench.cell import synthetic_set
 from cxrbench.feedback import FeedbackRecord, append_feedback, now, read_feedback
 from cxrbench.plan import first_ratio_cell, plan_task
-from cxrbench.registry import get_task
+from cxrbench.registry import generator_class, get_task
 from cxrbench.review import reviewed_set
 from cxrbench.schemas import RunConfig
 from cxrbench.synthetic import MANIFEST, SyntheticManifest, write_synthetic_set
@@ -119,3 +119,16 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
     review = made.notes["review"]
     assert review["reviewed"] == 4 and review["rejected"] == 2 and review["skipped"] == {"unknown image hash": 1}
     assert made.notes["filter"] == "reviewer"
+
+
+def test_every_reviewed_round_reads_the_verdicts_on_the_plain_models_revision():
+    meta = get_task("phantom_seg").meta
+    round_one = generator_class("ldm_mask_reviewed")(meta, preset="tiny", feedback="reviews.jsonl", refine={"rounds": 1})
+    round_zero = round_one.refines()
+    plain = round_zero.refines()
+    plain.model = "the plain fit"
+    plain.mark_fitted("plain fit key")
+    round_zero.start_from(plain)
+    round_zero.mark_fitted("round 0 fit key")
+    round_one.start_from(round_zero)
+    assert round_zero.reviewed_revision == round_one.reviewed_revision == plain.revision() != round_zero.revision()

@@ -12,7 +12,6 @@ import pytest
 import cxrbench.executor
 from cxrbench.cache import Cache
 from cxrbench.runner import run
-from cxrbench.schemas import RunConfig
 
 from .conftest import TINY
 

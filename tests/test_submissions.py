@@ -13,9 +13,9 @@ import pytest
 
 from cxrbench import submission
 from cxrbench.errors import SubmissionError
-from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
-from cxrbench.registry import get_task
 from cxrbench.protocol import SUBMISSION_SCHEMA_VERSION, task_data_names
+from cxrbench.registry import get_task
+from cxrbench.submission import decode_predictions, encode_predictions, load_task_submission
 from cxrbench.validate import validate
 
 from .real_data import SHARED_DATA, shared_dataset

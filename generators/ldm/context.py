@@ -1,7 +1,7 @@
 """Turning a condition into the cross-attention context: label tokens plus a tokenised prompt.
 
-A label condition becomes a prompt through `prompt_for` ("chest x-ray with cardiomegaly"); its
-multi-hot vector also becomes one token per label (positive, negative or unknown). Dropping both
+A condition's prompt (`generators/prompts.py`, "chest x-ray with cardiomegaly") is tokenised; its
+multi-hot label vector also becomes one token per label (positive, negative or unknown). Dropping both
 (unknown labels, empty prompt) gives the unconditional context that classifier-free guidance needs.
 The text side is a small CLIP text transformer trained from scratch with the denoiser: no
 pretrained text encoder may be fetched, and a word-level vocabulary covers the prompts we write.
@@ -19,28 +19,11 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
-from cxrbench.conditions import Condition, TextCondition
+from cxrbench.conditions import Condition
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 UNKNOWN_LABEL = 2
 """Label token value meaning 'not specified' (0 = absent, 1 = present)."""
-
-
-def finding_name(label: str) -> str:
-    return label.replace("_", " ").lower()
-
-
-def prompt_for(labels: dict[str, int]) -> str:
-    """The prompt template for a label vector; single findings read as the paper's best-practice prompts."""
-    present = [finding_name(name) for name, value in labels.items() if value]
-    if not present:
-        return "chest x-ray with no finding"
-    listed = present[0] if len(present) == 1 else ", ".join(present[:-1]) + " and " + present[-1]
-    return f"chest x-ray with {listed}"
-
-
-def prompt_of(condition: Condition) -> str:
-    return condition.prompt if isinstance(condition, TextCondition) else prompt_for(condition.labels)
 
 
 def build_tokenizer(prompts: Iterable[str]) -> Tokenizer:

@@ -20,6 +20,7 @@ from cxrbench.samples import SampleSet
 from cxrbench.schemas import GeneratorMeta, TaskMeta
 
 from .config import LDMConfig, resolve_config
+from .state import RefinedState
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ class LatentDiffusionGenerator(Generator):
             self._fit(train, seed)
 
     def _fit(self, train: SampleSet, seed: int) -> None:
+        from ..prompts import prompt_of
         from .autoencoder import train_autoencoder
-        from .context import ConditionEncoder, build_tokenizer, prompt_of
+        from .context import ConditionEncoder, build_tokenizer
         from .denoiser import build_denoiser, train_denoiser
         from .model import LatentDiffusion, encode_latents, model_range
         from .training import Trainer
@@ -91,12 +93,20 @@ class LatentDiffusionGenerator(Generator):
         self.model = LatentDiffusion.load(directory).to(self.device)
 
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        return self.plain_samples(conditions, seed=seed, batch_size=batch_size)
+
+    def plain_samples(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        """The model's samples, unfiltered: what the plain LDM generates, and what a refined variant draws from."""
         from .sampler import sample
         from .training import Trainer
 
         autocast = Trainer(self.device, seed, self.settings.mixed_precision).autocast
         return sample(self._fitted(), conditions, seed=seed, batch_size=batch_size, resolution=self.task.resolution,
                       autocast=autocast)
+
+    def handed_on(self) -> RefinedState:
+        """The state a generator refining this one starts from: the plain model, nothing refined yet."""
+        return RefinedState(model=self._fitted())
 
     def _fitted(self):
         if self.model is None:

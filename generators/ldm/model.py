@@ -19,8 +19,9 @@ from tokenizers import Tokenizer
 from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.errors import GeneratorError
 
+from ..prompts import prompt_of
 from .config import LDMConfig
-from .context import ConditionEncoder, label_ids, load_tokenizer, prompt_of, save_tokenizer, tokenize
+from .context import ConditionEncoder, label_ids, load_tokenizer, save_tokenizer, tokenize
 
 MASK_CHANNELS = 2
 """A mask condition enters as two extra input channels: the mask at latent size and a 'mask given' flag,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ from cxrbench.schemas import GeneratorMeta, TaskMeta
 
 from .generator import LatentDiffusionGenerator, MaskConditionedLDM, TextConditionedLDM, training_conditions
 from .selection import acceptance_notes, rejection_sample
+from .state import RefinedState
+
+if TYPE_CHECKING:
+    from .proxy import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
         self.refine = RefineConfig.model_validate(self.config.get("refine", {}))
-        self.proxy = None
+        self.proxy: Proxy | None = None
         self.history: list[dict] = []
         """One record per fine-tuning round: candidates, accepted, acceptance rate, mean score."""
         self._notes: dict[str, Any] = {}
@@ -61,18 +65,30 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
     def fit_identity(self) -> dict[str, Any]:
         return {**super().fit_identity(), "refine": self.refine.model_dump()}
 
-    def refines(self) -> Generator:
+    def refines(self) -> LatentDiffusionGenerator:
         if self.refine.rounds == 0:
             return self.plain(self.task, device=self.device, **self.ldm_config())
         earlier = {**self.config, "refine": {**self.refine.model_dump(), "rounds": self.refine.rounds - 1}}
         return type(self)(self.task, device=self.device, **earlier)
 
     def start_from(self, parent: Generator) -> None:
-        self.model = parent.model
-        self.proxy = getattr(parent, "proxy", None)
-        self.history = list(getattr(parent, "history", []))
+        if not isinstance(parent, LatentDiffusionGenerator):
+            raise GeneratorError(f"{self.meta.name} refines a latent diffusion model, not {parent.meta.name}")
+        state = parent.handed_on()
+        self.model, self.proxy, self.history = state.model, state.proxy, state.history
+
+    def handed_on(self) -> RefinedState:
+        return RefinedState(model=self._fitted(), proxy=self.proxy, history=list(self.history))
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
+        self.ready_proxy(train)
+        if self.refine.rounds > 0:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + self.refine.rounds)
+                self.history.append(self._finetune_round(train, seed))
+
+    def ready_proxy(self, train: SampleSet) -> None:
+        """Check that `start_from` handed a model over; train the proxy on `train` if no earlier round did."""
         if self.model is None:
             raise GeneratorError(f"{self.meta.name} refines a fitted {self.plain.meta.name}: call start_from first")
         if self.proxy is None:
@@ -80,15 +96,11 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
 
             log.info("%s: training the proxy on %d real training images", self.meta.name, len(train))
             self.proxy = train_proxy(self.task.name, train, device=self.device)
-        if self.refine.rounds > 0:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + self.refine.rounds)
-                self.history.append(self._finetune_round(train, seed))
 
     def _finetune_round(self, train: SampleSet, seed: int) -> dict:
         real = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
         candidates = real * self.refine.candidates_per_image
-        images = super().generate(candidates, seed=FINETUNE_SEED + self.refine.rounds)
+        images = self.plain_samples(candidates, seed=FINETUNE_SEED + self.refine.rounds)
         scores = self.proxy.scores(images, candidates, device=self.device)
         return self.finetune_on(train, candidates, images, scores, scores >= self.refine.threshold, seed)
 
@@ -124,7 +136,7 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
 
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
         images, _, notes = rejection_sample(
-            lambda asked, draw_seed: super(ProxyRefinedLDM, self).generate(asked, seed=draw_seed, batch_size=batch_size),
+            lambda asked, draw_seed: self.plain_samples(asked, seed=draw_seed, batch_size=batch_size),
             self.scores, conditions, seed=seed, threshold=self.refine.threshold, max_draws=self.refine.max_draws)
         self._notes = {"filter": self.scorer_name, **notes, "finetune_rounds": self.history}
         return images

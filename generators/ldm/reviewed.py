@@ -67,18 +67,13 @@ class MaskReviewedLDM(ProxyRefinedLDM):
         return {**super().fit_identity(), "feedback_sha256": file_sha256(self.feedback)}
 
     def start_from(self, parent: Generator) -> None:
+        """Reviewers judged the plain model's set: round 0 starts from that model, round 1 from round 0, which
+        recorded its revision. The verdicts themselves are read again by `fit`."""
         super().start_from(parent)
-        self.reviewed_revision = getattr(parent, "reviewed_revision", None) or parent.revision()
-        self.rejected = set(getattr(parent, "rejected", set()))
-        self.review = dict(getattr(parent, "review", {}))
+        self.reviewed_revision = parent.reviewed_revision if isinstance(parent, MaskReviewedLDM) else parent.revision()
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
-        if self.model is None:
-            raise GeneratorError(f"{self.meta.name} refines a fitted {self.plain.meta.name}: call start_from first")
-        if self.proxy is None:
-            from .proxy import train_proxy
-
-            self.proxy = train_proxy(self.task.name, train, device=self.device)
+        self.ready_proxy(train)
         conditions, images, hashes = self._reviewed_set(train)
         feedback = read_feedback(self.feedback, revision=self.reviewed_revision, known_hashes=set(hashes))
         for problem in feedback.problems:
@@ -102,7 +97,7 @@ class MaskReviewedLDM(ProxyRefinedLDM):
 
         conditions = get_task(self.task.name).conditions(train, reviewed_count(self.task, len(train)),
                                                          seed=REVIEWED_SEED)
-        images = super(ProxyRefinedLDM, self).generate(conditions, seed=REVIEWED_SEED)
+        images = self.plain_samples(conditions, seed=REVIEWED_SEED)
         return conditions, images, [image_sha256(image) for image in images]
 
     def _agreement_with_proxy(self, images: np.ndarray, conditions: list[Condition], reviewed: np.ndarray,

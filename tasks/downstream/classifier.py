@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, predict
+from .training import Schedule, deterministic_cell, fit
 
 ClassifierName = Literal["small_cnn", "xrv_densenet"]
 
@@ -31,17 +31,10 @@ def build_classifier(name: ClassifierName, n_labels: int):
 
 def fit_classifier(images: np.ndarray, labels: np.ndarray, *, model: ClassifierName, schedule: Schedule, seed: int,
                    device: str):
-    """The recipe's classifier trained on (images, multi-hot labels); call inside `deterministic_cell(seed)`."""
+    """The recipe's classifier trained on (images, multi-hot labels): initialised and shuffled from `seed`."""
     import torch.nn as nn
 
-    net = build_classifier(model, labels.shape[1])
-    fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
-    return net
-
-
-def train_classifier(images: np.ndarray, labels: np.ndarray, predict_on: dict[str, np.ndarray], *,
-                     model: ClassifierName, schedule: Schedule, seed: int, device: str) -> dict[str, np.ndarray]:
-    """Train on (images, multi-hot labels); return sigmoid probabilities for each array in `predict_on`."""
     with deterministic_cell(seed):
-        net = fit_classifier(images, labels, model=model, schedule=schedule, seed=seed, device=device)
-        return {name: predict(net, x[:, None], device=device) for name, x in predict_on.items()}
+        net = build_classifier(model, labels.shape[1])
+        fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
+    return net

@@ -16,23 +16,16 @@ def build_segmenter(channels: tuple[int, ...]):
 
 def fit_segmenter(images: np.ndarray, masks: np.ndarray, *, channels: tuple[int, ...], schedule: Schedule, seed: int,
                   device: str):
-    """The recipe's segmenter trained on (images, masks); call inside `deterministic_cell(seed)`."""
+    """The recipe's segmenter trained on (images, masks): initialised and shuffled from `seed`."""
     from monai.losses import DiceLoss
 
-    net = build_segmenter(channels)
-    loss = DiceLoss(sigmoid=True, batch=True)  # batch Dice: cross-entropy alone pulls small sets to all-empty
-    fit(net, images[:, None], masks[:, None].astype(np.float32), loss, schedule, seed=seed, device=device)
+    with deterministic_cell(seed):
+        net = build_segmenter(channels)
+        loss = DiceLoss(sigmoid=True, batch=True)  # batch Dice: cross-entropy alone pulls small sets to all-empty
+        fit(net, images[:, None], masks[:, None].astype(np.float32), loss, schedule, seed=seed, device=device)
     return net
 
 
 def predict_masks(net, images: np.ndarray, *, device: str) -> np.ndarray:
     """Boolean masks (N, H, W): the segmenter's sigmoid output above 0.5."""
     return predict(net, images[:, None], device=device)[:, 0] > 0.5
-
-
-def train_segmenter(images: np.ndarray, masks: np.ndarray, predict_on: dict[str, np.ndarray], *,
-                    channels: tuple[int, ...], schedule: Schedule, seed: int, device: str) -> dict[str, np.ndarray]:
-    """Train on (images, masks); return boolean predicted masks for each array in `predict_on`."""
-    with deterministic_cell(seed):
-        net = fit_segmenter(images, masks, channels=channels, schedule=schedule, seed=seed, device=device)
-        return {name: predict_masks(net, x, device=device) for name, x in predict_on.items()}

@@ -3,8 +3,9 @@
 A fixed number of optimisation steps (not epochs) per task version: every arm gets the same
 compute, so a synthetic arm can only win by its data, never by training longer.
 
-Each cell pins torch to one thread and seeds from its own seed inside `fork_rng`, so the same cell
-gives the same numbers whether it runs inline or in a worker process, and no global RNG leaks out.
+Training and prediction pin torch to one thread, and training seeds from its own seed inside
+`fork_rng`, so the same cell gives the same numbers whether it runs inline or in a worker process,
+and no global RNG leaks out.
 """
 
 from __future__ import annotations
@@ -25,17 +26,26 @@ class Schedule:
 
 
 @contextmanager
-def deterministic_cell(seed: int) -> Iterator[None]:
+def one_thread() -> Iterator[None]:
+    """Torch on one thread: a sum's order, hence its rounding, cannot depend on the machine's core count."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def deterministic_cell(seed: int) -> Iterator[None]:
+    """One thread, and torch's RNG seeded with `seed` inside a fork: the caller's RNG is left as it was."""
+    import torch
+
+    with one_thread(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, schedule: Schedule, *, seed: int,
@@ -71,12 +81,12 @@ def _batches(n: int, schedule: Schedule, order_rng) -> Iterator:
 
 
 def predict(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) -> np.ndarray:
-    """Sigmoid outputs of `model` over `inputs`, in order."""
+    """Sigmoid outputs of `model` over `inputs`, in order, on one thread."""
     import torch
 
     model.to(device).eval()
     outputs = []
-    with torch.inference_mode():
+    with one_thread(), torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size], dtype=np.float32))
             outputs.append(torch.sigmoid(model(batch.to(device))).float().cpu().numpy())

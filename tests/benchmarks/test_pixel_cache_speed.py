@@ -5,7 +5,6 @@ lands in extra_info, side by side in the group. In the normal suite each body ru
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

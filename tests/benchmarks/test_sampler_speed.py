@@ -14,10 +14,11 @@ import torch
 
 from cxrbench.generators.ldm.autoencoder import build_autoencoder
 from cxrbench.generators.ldm.config import PRESETS
-from cxrbench.generators.ldm.context import ConditionEncoder, build_tokenizer, prompt_for
+from cxrbench.generators.ldm.context import ConditionEncoder, build_tokenizer
 from cxrbench.generators.ldm.denoiser import build_denoiser
 from cxrbench.generators.ldm.model import LatentDiffusion
 from cxrbench.generators.ldm.sampler import initial_noise, sample, sampling_schedule
+from cxrbench.generators.prompts import prompt_for
 from cxrbench.registry import get_task
 
 BATCH = 16

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from cxrbench.task_data import load_splits
 from cxrbench.registry import get_task
 from cxrbench.stats import MacroF1, patient_bootstrap_weights
+from cxrbench.task_data import load_splits
 
 N_BOOT = 200
 
