@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from cxrbench.conditions import Condition, LabelCondition, MaskCondition
 from cxrbench.errors import GeneratorError
@@ -55,6 +54,8 @@ class LatentDiffusionGenerator(Generator):
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
         if self.uses_mask and train.masks is None:
             raise GeneratorError(f"{self.meta.name} learns from masks, but task {self.task.name} has none")
+        import torch
+
         with torch.random.fork_rng(devices=[]):  # seeds parameter initialisation, leaves the caller's RNG alone
             torch.manual_seed(seed)
             self._fit(train, seed)

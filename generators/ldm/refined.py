@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from cxrbench.conditions import Condition
@@ -81,6 +80,8 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
         return RefinedState(model=self._fitted(), proxy=self.proxy, history=list(self.history))
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
+        import torch
+
         self.ready_proxy(train)
         if self.refine.rounds > 0:
             with torch.random.fork_rng(devices=[]):
@@ -107,6 +108,8 @@ class ProxyRefinedLDM(LatentDiffusionGenerator):
     def finetune_on(self, train: SampleSet, candidates: list[Condition], images: np.ndarray, scores: np.ndarray,
                     accepted: np.ndarray, seed: int) -> dict:
         """One round: the denoiser learns the accepted images (weighted by score) with the real training latents."""
+        import torch
+
         from .denoiser import train_denoiser
         from .model import encode_latents, model_range
         from .training import Trainer
