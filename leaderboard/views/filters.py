@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cxrbench.protocol import BASELINE
+
 
 def filtered(table: pd.DataFrame) -> pd.DataFrame:
     """The rows the sidebar's choices keep (one suite and task at a time; the reference real_only by default)."""
@@ -17,7 +19,7 @@ def filtered(table: pd.DataFrame) -> pd.DataFrame:
     kinds = sorted({kind for value in table["conditioning"] for kind in value.split(",")})
     conditioning = st.sidebar.multiselect("Conditioning", kinds, default=kinds, key="conditioning")
     rows = rows[rows["conditioning"].map(lambda value: bool(set(value.split(",")) & set(conditioning)))]
-    references = sorted(rows["reference"].unique(), key=lambda name: (name != "real_only", name))
+    references = sorted(rows["reference"].unique(), key=lambda name: (name != BASELINE, name))
     reference = st.sidebar.selectbox("Compared with", references, key="reference") if references else None
     rows = rows[rows["reference"] == reference]
     if st.sidebar.checkbox("Verified only", value=False, key="verified_only"):
