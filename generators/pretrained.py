@@ -55,11 +55,13 @@ class PretrainedPipeline(Generator):
         images = []
         for start in range(0, len(conditions), batch_size):
             batch = conditions[start:start + batch_size]
-            generators = [torch.Generator(self.device).manual_seed(seed * 1_000_003 + start + i) for i in range(len(batch))]
+            generators = [torch.Generator(self.device).manual_seed(seed * 1_000_003 + start + i)
+                          for i in range(len(batch))]
             rgb = pipeline(prompt=[prompt_of(c) for c in batch], num_inference_steps=self.steps,
                            guidance_scale=self.guidance_scale, generator=generators, output_type="np").images
             images.append(to_grey(np.asarray(rgb, dtype=np.float32), self.task.resolution))
-        return np.concatenate(images) if images else np.zeros((0, self.task.resolution, self.task.resolution), np.float32)
+        return np.concatenate(images) if images else np.zeros((0, self.task.resolution, self.task.resolution),
+                                                              np.float32)
 
     def _load(self):
         if self._pipeline is None:

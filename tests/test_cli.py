@@ -66,7 +66,8 @@ def test_report_prints_markdown_json_and_table(tiny_run, tmp_path):
 
 
 def test_a_generator_that_serves_no_task_of_the_run_is_an_error(tmp_path):
-    result = runner.invoke(app, ["run", "--generator", "ldm_mask", "--task", "phantom_cls", "--cache-dir", str(tmp_path)])
+    result = runner.invoke(app, ["run", "--generator", "ldm_mask", "--task", "phantom_cls", "--cache-dir",
+                                 str(tmp_path)])
     assert result.exit_code == 2
     assert "ldm_mask cannot take label conditions" in result.output and "Traceback" not in result.output
 

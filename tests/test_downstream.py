@@ -23,8 +23,9 @@ def test_training_is_repeatable_per_seed_and_leaves_global_rng_alone():
     labels = (rng.random((16, 2)) < 0.5).astype(np.int8)
     state = torch.random.get_rng_state()
     schedule = Schedule(steps=3, batch_size=8, learning_rate=1e-3)
-    run = lambda seed: predict(fit_classifier(images, labels, model="small_cnn", schedule=schedule, seed=seed,
-                                              device="cpu"), images[:, None], device="cpu")
+    def run(seed):
+        return predict(fit_classifier(images, labels, model="small_cnn", schedule=schedule, seed=seed, device="cpu"),
+                       images[:, None], device="cpu")
     first = run(0)
     assert np.array_equal(first, run(0))
     assert not np.array_equal(first, run(1))

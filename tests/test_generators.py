@@ -42,7 +42,8 @@ def test_conditions_are_identical_for_every_generator_and_never_flip(seg):
     with_finding = [(source, c.mask) for source, c in zip(sources, conditions) if source.any()]
     assert len(with_finding) >= 4  # the side check below has pneumothoraces to look at
     # a small affine keeps the finding on its side of the chest; a flip would move it across
-    side = lambda m: np.nonzero(m)[1].mean() < m.shape[1] / 2
+    def side(m):
+        return np.nonzero(m)[1].mean() < m.shape[1] / 2
     assert all(side(source) == side(mask) for source, mask in with_finding)
 
 

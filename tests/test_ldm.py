@@ -72,7 +72,8 @@ def test_labels_and_prompts_reach_the_model(text_ldm):
     none = {name: 0 for name in task.meta.labels}
     one = {**none, task.meta.labels[0]: 1}
     outputs = [generator.generate([c], seed=4)[0] for c in
-               (LabelCondition(labels=none), LabelCondition(labels=one), TextCondition(labels=one, prompt="chest x-ray"))]
+               (LabelCondition(labels=none), LabelCondition(labels=one),
+                TextCondition(labels=one, prompt="chest x-ray"))]
     assert np.abs(outputs[0] - outputs[1]).max() > 1e-3
     assert np.abs(outputs[1] - outputs[2]).max() > 1e-3  # same labels, other prompt
 

@@ -124,7 +124,8 @@ def test_real_browser_shows_the_leaderboard(tmp_path):
             flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                      "--virtual-time-budget=20000", "--window-size=1400,1100"]
-            deadline = time.monotonic() + 240  # the first load imports the app's modules on the server (slow under load)
+            # the first load imports the app's modules on the server (slow under load)
+            deadline = time.monotonic() + 240
             while True:
                 dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
                 if "Forest plot" in dom or time.monotonic() > deadline:

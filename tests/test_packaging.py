@@ -22,5 +22,6 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
     code = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
             f"mods = [importlib.import_module(m) for m in {SUBPACKAGES!r}]; "
             "assert all(m.__file__.startswith(sys.argv[1]) for m in mods), [m.__file__ for m in mods]; "
-            "from cxrbench.registry import get_task, generator_class; get_task('phantom_cls'); get_task('siim_seg'); generator_class('oracle')")
+            "from cxrbench.registry import get_task, generator_class; "
+            "get_task('phantom_cls'); get_task('siim_seg'); generator_class('oracle')")
     subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=tmp_path)

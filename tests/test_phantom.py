@@ -192,7 +192,8 @@ def test_cardiomegaly_enlarges_the_heart():
         assert (big[region] > 0.5).sum() > (base[region] > 0.5).sum() + 10
         assert (big - base)[region].sum() > 1.0
         # ... and a wider heart shadow across the rows where it meets the lungs
-        width = lambda im: (im[38:48, 8:56] > 0.5).sum(axis=1).mean()
+        def width(im):
+            return (im[38:48, 8:56] > 0.5).sum(axis=1).mean()
         assert width(big) > width(base)
         # nothing changes far from the heart
         assert np.abs(big - base)[:16].max() < 1e-6

@@ -43,8 +43,8 @@ def tiny_pipeline(tmp_path_factory):
                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                         norm_num_groups=8)
     pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-                                       scheduler=DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
+                                       scheduler=DDIMScheduler(clip_sample=False, steps_offset=1), safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
     pipeline.save_pretrained(root / "saved")
     return root / "saved"
 

@@ -1,4 +1,5 @@
-"""Paper-suite loaders against the real metadata shipped in torchxrayvision, with fabricated images for the rows used."""
+"""Paper-suite loaders against the real metadata shipped in torchxrayvision, with fabricated images for the
+rows used."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def test_chexpert_loads_fabricated_images_for_real_rows(tmp_path):
     loaded = sum(len(s) for s in (splits.train, splits.val, splits.test))
     assert loaded == int((table["Frontal/Lateral"] == "Frontal").sum())
     assert splits.train.images.shape[1:] == (224, 224)
-    by_id = {str(i): l for part in (splits.train, splits.val, splits.test) for i, l in zip(part.sample_ids, part.labels)}
+    by_id = {str(i): label for part in (splits.train, splits.val, splits.test)
+             for i, label in zip(part.sample_ids, part.labels)}
     row = table[table["Frontal/Lateral"] == "Frontal"].iloc[1]
     np.testing.assert_array_equal(by_id[row["Path"]], (row[CHEXPERT_LABELS] == 1).astype(int).to_numpy())
 
@@ -130,7 +132,8 @@ def test_rsna_real_metadata_one_study_per_patient(rsna_labels):
 
 def test_rsna_reads_dicoms_and_box_masks(rsna_labels, tmp_path):
     table = pd.read_csv(rsna_labels / "stage_2_train_labels.csv")
-    chosen = list(table[table["Target"] == 1]["patientId"].unique()[:3]) + list(table[table["Target"] == 0]["patientId"][:3])
+    chosen = (list(table[table["Target"] == 1]["patientId"].unique()[:3])
+              + list(table[table["Target"] == 0]["patientId"][:3]))
     folder = tmp_path / "rsna-pneumonia"
     folder.mkdir()
     table[table["patientId"].isin(chosen)].to_csv(folder / "stage_2_train_labels.csv", index=False)
@@ -140,7 +143,7 @@ def test_rsna_reads_dicoms_and_box_masks(rsna_labels, tmp_path):
     splits = task.load(tmp_path)
     every = [splits.train, splits.val, splits.test]
     masks = {str(i): m for part in every for i, m in zip(part.sample_ids, part.masks)}
-    labels = {str(i): int(l[0]) for part in every for i, l in zip(part.sample_ids, part.labels)}
+    labels = {str(i): int(label[0]) for part in every for i, label in zip(part.sample_ids, part.labels)}
     for patient in chosen:
         rows = table[(table["patientId"] == patient) & (table["Target"] == 1)]
         assert labels[patient] == int(len(rows) > 0)

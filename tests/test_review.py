@@ -93,8 +93,8 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
     tiny = {"preset": "tiny"}
     config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask"], train_size=16,
                        generator_config={"ldm_mask": tiny})
-    reviewed = SyntheticManifest.model_validate_json((reviewed_set("phantom_seg", "ldm_mask", tmp_path / "cache", config)
-                                                      / MANIFEST).read_text())
+    reviewed = SyntheticManifest.model_validate_json(
+        (reviewed_set("phantom_seg", "ldm_mask", tmp_path / "cache", config) / MANIFEST).read_text())
     hashes = [e.sha256 for e in reviewed.entries]
     feedback = tmp_path / "feedback.jsonl"
     for i, verdict in [(0, "accept"), (1, "reject"), (3, "reject"), (2, "accept")]:
@@ -123,7 +123,8 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
 
 def test_every_reviewed_round_reads_the_verdicts_on_the_plain_models_revision():
     meta = get_task("phantom_seg").meta
-    round_one = generator_class("ldm_mask_reviewed")(meta, preset="tiny", feedback="reviews.jsonl", refine={"rounds": 1})
+    round_one = generator_class("ldm_mask_reviewed")(meta, preset="tiny", feedback="reviews.jsonl",
+                                                     refine={"rounds": 1})
     round_zero = round_one.refines()
     plain = round_zero.refines()
     plain.model = "the plain fit"

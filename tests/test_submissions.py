@@ -41,8 +41,9 @@ def test_committed_submissions_validate():
         return
     with pytest.raises(SubmissionError) as caught:
         validate([SUBMISSIONS], data_root=None)
-    assert caught.value.problems and all(Path(file).name.startswith("open__") and "cannot recompute without the task's data" in what
-               for file, _, what in caught.value.problems), caught.value
+    assert caught.value.problems and all(Path(file).name.startswith("open__")
+                                         and "cannot recompute without the task's data" in what
+                                         for file, _, what in caught.value.problems), caught.value
 
 
 def test_real_data_entries_carry_no_gallery(tmp_path):

@@ -16,7 +16,8 @@ from cxrbench.errors import ConfigError
 class AutoencoderConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    block_out_channels: tuple[int, ...] = Field(description="One entry per level; each level after the first halves the size.")
+    block_out_channels: tuple[int, ...] = Field(
+        description="One entry per level; each level after the first halves the size.")
     latent_channels: int = 4
     mid_block_attention: bool = Field(description="Costs about half a step at 128 px; off for the small presets.")
     steps: int
@@ -55,7 +56,8 @@ class LDMConfig(BaseModel):
     autoencoder: AutoencoderConfig
     denoiser: DenoiserConfig
     sampler: SamplerConfig = SamplerConfig()
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field("bf16", description="Autocast dtype on CUDA; the CPU always runs fp32.")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "bf16", description="Autocast dtype on CUDA; the CPU always runs fp32.")
 
 
 PRESETS: dict[str, LDMConfig] = {
@@ -79,8 +81,8 @@ PRESETS: dict[str, LDMConfig] = {
     # Paper scale (256 px and up) for a GPU: SD-like widths, 8x downsampling.
     "paper": LDMConfig(
         preset="paper",
-        autoencoder=AutoencoderConfig(block_out_channels=(64, 128, 256, 256), latent_channels=4, mid_block_attention=True,
-                                      steps=20_000, batch_size=16, learning_rate=1e-4),
+        autoencoder=AutoencoderConfig(block_out_channels=(64, 128, 256, 256), latent_channels=4,
+                                      mid_block_attention=True, steps=20_000, batch_size=16, learning_rate=1e-4),
         denoiser=DenoiserConfig(block_out_channels=(128, 256, 512, 512), layers_per_block=2, attention_head_dim=8,
                                 context_dim=256, prompt_tokens=32, text_layers=4, steps=100_000, batch_size=32,
                                 learning_rate=1e-4, ema_decay=0.9999),

@@ -76,7 +76,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         offsets = 3 * torch.arange(label_values.shape[1], device=label_values.device)
         labels = self.label_embedding(label_values + offsets)
         text = self.text(input_ids=token_ids, attention_mask=token_mask).last_hidden_state
-        mask = torch.cat([torch.ones(label_values.shape, dtype=token_mask.dtype, device=token_mask.device), token_mask], 1)
+        mask = torch.cat([torch.ones(label_values.shape, dtype=token_mask.dtype, device=token_mask.device),
+                          token_mask], 1)
         return torch.cat([labels, text], dim=1), mask
 
 

@@ -18,7 +18,8 @@ from .model import MASK_CHANNELS, LatentDiffusion, noise_schedule
 from .training import Trainer
 
 
-def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_size: int, uses_mask: bool) -> UNet2DConditionModel:
+def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_size: int,
+                   uses_mask: bool) -> UNet2DConditionModel:
     levels = len(config.block_out_channels)
     return UNet2DConditionModel(
         sample_size=latent_size, in_channels=latent_channels + (MASK_CHANNELS if uses_mask else 0),
@@ -59,6 +60,6 @@ def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: li
                                 reduction="none").mean(dim=(1, 2, 3))
         return (per_latent * weight).sum() / weight.sum().clamp_min(1e-8)
 
-    trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows, weights), config.steps, config.batch_size, loss_of,
-                 after_step=lambda: ema.step(parts.parameters()))
+    trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows, weights), config.steps, config.batch_size,
+                 loss_of, after_step=lambda: ema.step(parts.parameters()))
     ema.copy_to(parts.parameters())

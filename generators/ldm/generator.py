@@ -82,7 +82,8 @@ class LatentDiffusionGenerator(Generator):
                                   self.uses_mask)
         self.model = LatentDiffusion(self.settings, list(self.task.labels), self.uses_mask, autoencoder, denoiser,
                                      encoder, tokenizer).to(self.device)
-        log.info("%s: training the denoiser on %d latents of %s", self.meta.name, len(latents), tuple(latents.shape[1:]))
+        log.info("%s: training the denoiser on %d latents of %s", self.meta.name, len(latents),
+                 tuple(latents.shape[1:]))
         train_denoiser(self.model, latents, conditions, trainer)
 
     def save(self, directory: Path) -> None:

@@ -52,7 +52,8 @@ class LatentDiffusion:
             part.to(device)
         return self
 
-    def condition_inputs(self, conditions: list[Condition], latent_size: int, *, drop: torch.Tensor | None = None) -> dict:
+    def condition_inputs(self, conditions: list[Condition], latent_size: int, *,
+                         drop: torch.Tensor | None = None) -> dict:
         """Everything the denoiser needs besides the noisy latents; `drop` (B,) bool marks unconditional rows."""
         n = len(conditions)
         drop = torch.zeros(n, dtype=torch.bool) if drop is None else drop.cpu()
@@ -82,7 +83,8 @@ class LatentDiffusion:
         self.encoder.save_pretrained(directory / "condition_encoder")
         save_tokenizer(self.tokenizer, directory)
         (directory / "ldm.json").write_text(json.dumps(
-            {"config": self.config.model_dump(mode="json"), "labels": self.labels, "uses_mask": self.uses_mask}, indent=1))
+            {"config": self.config.model_dump(mode="json"), "labels": self.labels, "uses_mask": self.uses_mask},
+            indent=1))
 
     @classmethod
     def load(cls, directory: Path) -> LatentDiffusion:

@@ -85,7 +85,8 @@ class MaskReviewedLDM(ProxyRefinedLDM):
         self.rejected = {h for h, v in zip(hashes, verdicts) if v is not None and v.verdict == "reject"}
         self.review = {"feedback": str(self.feedback), "summary": feedback.summary(),
                        "skipped": dict(feedback.skipped), "reviewed": int(reviewed.sum()),
-                       "rejected": len(self.rejected), **self._agreement_with_proxy(images, conditions, reviewed, accepted)}
+                       "rejected": len(self.rejected),
+                       **self._agreement_with_proxy(images, conditions, reviewed, accepted)}
         if self.refine.rounds > 0:
             chosen = [c for c, r in zip(conditions, reviewed) if r]
             self.history.append(self.finetune_on(train, chosen, images[reviewed], accepted[reviewed].astype(float),

@@ -36,8 +36,8 @@ def initial_noise(shape: tuple[int, ...], seed: int, first_index: int, n: int) -
 
 
 @torch.inference_mode()
-def sample(model: LatentDiffusion, conditions: list[Condition], *, seed: int, batch_size: int,
-           resolution: int, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> np.ndarray:
+def sample(model: LatentDiffusion, conditions: list[Condition], *, seed: int, batch_size: int, resolution: int,
+           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> np.ndarray:
     """Images (N, resolution, resolution) float32 in [0, 1], one per condition, in order."""
     config = model.config
     scale = 2 ** (len(config.autoencoder.block_out_channels) - 1)
@@ -53,7 +53,8 @@ def sample(model: LatentDiffusion, conditions: list[Condition], *, seed: int, ba
         scheduler.set_timesteps(config.sampler.steps, device=model.device)
         latents = latents * scheduler.init_noise_sigma
         drop = torch.tensor([False] * n + [True] * n) if guidance != 1 else torch.zeros(n, dtype=torch.bool)
-        encoded = model.encode(model.condition_inputs(batch + batch if guidance != 1 else batch, latent_size, drop=drop))
+        encoded = model.encode(model.condition_inputs(batch + batch if guidance != 1 else batch, latent_size,
+                                                      drop=drop))
         for t in scheduler.timesteps:
             doubled = torch.cat([latents, latents]) if guidance != 1 else latents
             doubled = scheduler.scale_model_input(doubled, t)
