@@ -147,13 +147,14 @@ def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
 
     level = {"real_only": 0.5, "ldm_mask": 0.6, "ldm_mask_proxy": 0.7}
 
-    def arm_metrics(task, splits, arm):
+    def score_arm(task, splits, arm):
         n = len(splits.test)
         metrics = [MeanOfCases(np.full(n, level[arm.generator]) + 0.01 * np.arange(n) % 3 * s) for s in range(3)]
-        return metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio, n_real=4,
-                                  n_synthetic=8, seeds=[], mean=level[arm.generator], std=0.0)
+        return scoring._Scored(metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio,
+                                                  n_real=4, n_synthetic=8, seeds=[], mean=level[arm.generator],
+                                                  std=0.0))
 
-    monkeypatch.setattr(scoring, "_arm_metrics", arm_metrics)
+    monkeypatch.setattr(scoring, "_score_arm", score_arm)
     task = get_task("phantom_seg")
     splits = task.load(None, train_size=16)
 
