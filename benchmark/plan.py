@@ -139,9 +139,10 @@ def checked_config(config: RunConfig) -> RunConfig:
     unused = sorted(set(config.generator_config) - set(config.generators))
     if unused:
         raise ConfigError(f"generator config names generators that are not in the run: {', '.join(unused)}")
-    for task in map(get_task, config.tasks):
+    loaded = [get_task(name) for name in config.tasks]
+    for task in loaded:
         _refuse_leaks(generators, task)
-    tasks = [get_task(name).meta for name in config.tasks]
+    tasks = [task.meta for task in loaded]
     for generator in generators:
         reasons = [incompatibility(generator, task) for task in tasks]
         if all(reasons):

@@ -105,11 +105,11 @@ def get_task(name: str) -> Task:
 def _third_party() -> dict[str, type[Generator]]:
     found: dict[str, type[Generator]] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in _in_repo_generators():
-            continue  # an in-repo name cannot be shadowed from outside
         cls = point.load()
+        if cls.meta.name in _in_repo_generators() or cls.meta.name in found:
+            continue  # an in-repo name cannot be shadowed from outside, nor the first plugin of a name
         cls.meta = cls.meta.model_copy(update={"verified": False})
-        found[point.name] = cls
+        found[cls.meta.name] = cls
     return found
 
 
@@ -122,4 +122,3 @@ def generator_class(name: str) -> type[Generator]:
         if name in registry:
             return registry[name]
     raise UnknownNameError(f"unknown generator {name!r}; known generators: {', '.join(generator_names())}")
-

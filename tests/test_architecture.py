@@ -78,3 +78,30 @@ def test_registry_refuses_two_classes_with_one_name(monkeypatch):
     finally:
         monkeypatch.undo()
         registry._in_repo_generators.cache_clear()
+
+
+def test_third_party_generators_are_named_by_their_meta_and_cannot_shadow(monkeypatch):
+    from cxrbench import registry
+    from cxrbench.generators.noise import Noise
+
+    class Mixup(Noise):
+        meta = Noise.meta.model_copy(update={"name": "mixup"})
+
+    class FakeOracle(Noise):
+        meta = Noise.meta.model_copy(update={"name": "oracle"})
+
+    class Point:
+        def __init__(self, name, cls):
+            self.name, self.cls = name, cls
+
+        def load(self):
+            return self.cls
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [Point("anything", Mixup), Point("o", FakeOracle)])
+    registry._third_party.cache_clear()
+    try:
+        assert registry.generator_class("mixup") is Mixup and Mixup.meta.verified is False
+        assert registry.generator_class("oracle").__name__ == "Oracle" and "anything" not in registry.generator_names()
+    finally:
+        monkeypatch.undo()
+        registry._third_party.cache_clear()
