@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +20,13 @@ errors = Console(stderr=True)
 
 DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))
 SUBMISSIONS = Path("submissions")
+
+# Options several commands take, spelt once so that their help stays the same everywhere.
+DataRoot = Annotated[Path | None, typer.Option(help="Where real datasets live.")]
+CacheDir = Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")]
+GeneratorConfig = Annotated[Path | None, typer.Option(
+    help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")]
+Device = Annotated[str, typer.Option(help="cpu or cuda.")]
 
 
 class Format(str, Enum):

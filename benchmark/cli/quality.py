@@ -7,17 +7,26 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_CACHE, console, one_line_errors, read_generator_config
+from .common import (
+    DEFAULT_CACHE,
+    CacheDir,
+    DataRoot,
+    Device,
+    GeneratorConfig,
+    console,
+    one_line_errors,
+    read_generator_config,
+)
 
 
 def agreement(
     generator: Annotated[str, typer.Option("--generator", "-g", help="The generator to grade.")],
     task: Annotated[str, typer.Option(help="The task whose conditions it is asked for.")],
     seed: Annotated[int, typer.Option(help="Which seed's synthetic set to grade.")] = 0,
-    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
-    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
-    generator_config: Annotated[Path | None, typer.Option(help="YAML file of options per generator.")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    data_root: DataRoot = None,
+    cache_dir: CacheDir = DEFAULT_CACHE,
+    generator_config: GeneratorConfig = None,
+    device: Device = "cpu",
     out: Annotated[Path | None, typer.Option(help="Where to write the JSON.")] = None,
 ) -> None:
     """Measure whether a generator honours its conditions (a judge trained on real data grades its images)."""
@@ -50,9 +59,9 @@ def review(
     reviewer: Annotated[str, typer.Option(help="Your name, recorded with each verdict.")] = "",
     feedback: Annotated[Path | None, typer.Option(help="JSONL file verdicts are appended to.")] = None,
     train_size: Annotated[int | None, typer.Option(help="Real training images (as in the run).")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
-    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
-    generator_config: Annotated[Path | None, typer.Option(help="YAML file of options per generator.")] = None,
+    data_root: DataRoot = None,
+    cache_dir: CacheDir = DEFAULT_CACHE,
+    generator_config: GeneratorConfig = None,
     port: Annotated[int, typer.Option(help="Port of the review page.")] = 8502,
 ) -> None:
     """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""

@@ -11,7 +11,11 @@ from pydantic import ValidationError
 
 from .common import (
     DEFAULT_CACHE,
+    CacheDir,
+    DataRoot,
+    Device,
     Format,
+    GeneratorConfig,
     console,
     fail,
     one_line_errors,
@@ -29,14 +33,13 @@ def run(
     ratios: Annotated[str | None, typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
     train_size: Annotated[int | None, typer.Option(help="Real training images (default: the task's).")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Where real datasets live.")] = None,
-    cache_dir: Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE).")] = DEFAULT_CACHE,
+    data_root: DataRoot = None,
+    cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    generator_config: Annotated[Path | None, typer.Option(
-        help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")] = None,
+    device: Device = "cpu",
+    generator_config: GeneratorConfig = None,
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
     """Run generators on a suite's tasks and print Δ against the real-only baseline."""
