@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from .cache import Cache
 from .cell import synthetic_set
-from .plan import first_ratio_cell, plan_task
+from .plan import first_ratio_cell, first_regime_plan
 from .protocol import JUDGE_SEED
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
@@ -52,7 +52,7 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
     """Grade the cached (or newly made) synthetic set of `synthetic_seed` at the task's first default ratio."""
     config = config or RunConfig(tasks=[task_name], generators=[generator], device=device)
     cache = Cache(cache_root)
-    plan = plan_task(task_name, config, cache.root)
+    plan = first_regime_plan(task_name, config, cache.root)
     arm, cell = first_ratio_cell(plan, generator, synthetic_seed)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits

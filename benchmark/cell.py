@@ -15,7 +15,7 @@ from .predictions import save_predictions
 from .registry import get_task
 from .samples import SampleSet, Splits
 from .synthetic import read_synthetic_set, write_synthetic_set
-from .task_data import load_splits
+from .task_data import load_pool, load_splits
 
 
 def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
@@ -24,7 +24,11 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
     if not cache.is_complete("synthetic", cell.synthetic_key):
         generator = ready_generator(cell, cache, splits.train)
         conditions = task.conditions(splits.train, cell.n_synthetic, seed=cell.seed)
-        images = generator.checked_generate(conditions, seed=cell.seed)
+        if generator.meta.needs_pool:
+            pool = load_pool(cell.task, cell.data_root, cell.train_size, str(cache.root))
+            images, conditions = generator.draw(conditions, pool, seed=cell.seed)
+        else:
+            images = generator.checked_generate(conditions, seed=cell.seed)
         with cache.writing("synthetic", cell.synthetic_key, {"generator": cell.generator, "seed": cell.seed}) as out:
             write_synthetic_set(out, images, conditions, generator=cell.generator, revision=generator.revision(),
                                 task=cell.task, seed=cell.seed, notes=generator.generation_notes())

@@ -35,6 +35,11 @@ class Generator(ABC):
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
         """Images (N, H, W) float32 in [0, 1] at the task's resolution, one per condition, in order."""
 
+    def draw(self, conditions: list[Condition], pool: SampleSet, *, seed: int) -> tuple[np.ndarray, list[Condition]]:
+        """For a generator whose meta says `needs_pool` (real_extra): real images from the regime's pool (training
+        patients outside its subset), one per requested condition, with the conditions they really show."""
+        raise GeneratorError(f"{self.meta.name} does not draw from the real pool (meta.needs_pool is false)")
+
     def refines(self) -> Generator | None:
         """The generator whose fitted state this one continues from, or None.
 

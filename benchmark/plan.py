@@ -17,11 +17,21 @@ import numpy as np
 from .cache import content_key
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
-from .protocol import BASELINE, FIT_SEED, STAGE_VERSIONS, incompatibility, leaked_training_data, synthetic_count
+from .protocol import (
+    BASELINE,
+    FIT_SEED,
+    STAGE_VERSIONS,
+    incompatibility,
+    leaked_training_data,
+    run_regimes,
+    serves_regime,
+    synthetic_count,
+)
 from .registry import generator_class, get_task
 from .samples import Splits
 from .schemas import GeneratorMeta, RunConfig
 from .task import Task
+from .task_data import load_pool, load_splits
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,9 @@ class Arm:
 @dataclass(frozen=True)
 class TaskPlan:
     task: Task
+    regime: str
+    train_size: int | None
+    """The regime's size in real training images (None: the whole training split)."""
     splits: Splits
     seeds: list[int]
     baseline: Arm
@@ -83,14 +96,30 @@ def fit_key(generator: Generator, data: str) -> str:
     return stage_key("fit", {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
 
 
-def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> TaskPlan:
+def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPlan]:
+    """One plan per (task, regime) of the run, in task order then regime order."""
+    plans = []
+    for name in config.tasks:
+        regimes = run_regimes(get_task(name).meta, config.regimes, config.train_size)
+        plans += [plan_task(name, regime, size, config, cache_dir) for regime, size in regimes.items()]
+    return plans
+
+
+def first_regime_plan(name: str, config: RunConfig, cache_dir: Path | None = None) -> TaskPlan:
+    """The plan of the first regime the config covers on task `name` (what agreement and review look at)."""
+    regime, size = next(iter(run_regimes(get_task(name).meta, config.regimes, config.train_size).items()))
+    return plan_task(name, regime, size, config, cache_dir)
+
+
+def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
+              cache_dir: Path | None = None) -> TaskPlan:
     task = get_task(name)
-    splits = task.load(config.data_root, train_size=config.train_size, cache_dir=cache_dir)
+    root = None if config.data_root is None else str(config.data_root)
+    splits = load_splits(name, root, train_size, None if cache_dir is None else str(cache_dir))
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios
-    common = {"task": name, "train_size": config.train_size, "device": config.device, "data_key": data,
-              "data_root": None if config.data_root is None else str(config.data_root)}
+    common = {"task": name, "train_size": train_size, "device": config.device, "data_key": data, "data_root": root}
     recipe = task.recipe()
 
     def cell_key(synthetic: str | None, seed: int) -> str:
@@ -100,10 +129,13 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
     baseline = Arm(BASELINE, "-", 0.0, baseline_cells)
     arms = []
     for generator_name in config.generators:
-        if generator_name == BASELINE:
-            continue
-        if incompatibility(generator_class(generator_name).meta, task.meta):
+        meta = generator_class(generator_name).meta
+        if generator_name == BASELINE or incompatibility(meta, task.meta):
             continue  # checked_config dropped or reported the pair before planning
+        if not serves_regime(meta, train_size):
+            log.warning("skipped: %s has no pool of real images to draw in regime %s of %s (the whole training "
+                        "split)", generator_name, regime, name)
+            continue
         generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
         fitted = fit_key(generator, data) if generator.trainable else None
         if fitted:
@@ -111,6 +143,11 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
         revision = generator.revision()
         for ratio in ratios:
             n = synthetic_count(ratio, len(splits.train))
+            if meta.needs_pool and n > len(load_pool(name, root, train_size, None if cache_dir is None else
+                                                     str(cache_dir))):
+                log.warning("skipped: %s at ratio %g in regime %s of %s needs %d pool images, more than the pool "
+                            "holds", generator_name, ratio, regime, name, n)
+                continue
             cells = []
             for s in seeds:
                 synthetic = stage_key("synthetic", {"revision": revision, "data": data, "n": n, "seed": s})
@@ -118,7 +155,7 @@ def plan_task(name: str, config: RunConfig, cache_dir: Path | None = None) -> Ta
                                   generator_config=generator.config, ratio=ratio, n_synthetic=n,
                                   synthetic_key=synthetic, fit_key=fitted, **common))
             arms.append(Arm(generator_name, revision, ratio, cells))
-    return TaskPlan(task, splits, seeds, baseline, arms)
+    return TaskPlan(task, regime, train_size, splits, seeds, baseline, arms)
 
 
 def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Cell]:
@@ -135,6 +172,8 @@ def checked_config(config: RunConfig) -> RunConfig:
     """
     if config.train_size is not None and config.train_size < 2:
         raise ConfigError("--train-size must be at least 2 images")
+    for name in config.tasks:
+        run_regimes(get_task(name).meta, config.regimes, config.train_size)
     generators = [generator_class(name).meta for name in config.generators if name != BASELINE]
     unused = sorted(set(config.generator_config) - set(config.generators))
     if unused:

@@ -12,22 +12,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from .schemas import Conditioning, DatasetRef, GeneratorMeta, TaskMeta
 
-PROTOCOL_VERSION = "1"
-"""Bumped whenever a rule below, the statistics or the correction family change."""
-RESULT_SCHEMA_VERSION = "1"
+PROTOCOL_VERSION = "2"
+"""Bumped whenever a rule below, the statistics or the correction family change (2: regimes, the primary analysis
+and its verdict, the fixed family, real_extra)."""
+RESULT_SCHEMA_VERSION = "2"
 """The `RunResult` JSON's schema."""
-SUBMISSION_SCHEMA_VERSION = "2"
+SUBMISSION_SCHEMA_VERSION = "3"
 """The schema of a submission's `generator.yaml` and task files (2: no fidelity/privacy fields, which version 1
-declared but cxrbench never wrote)."""
+declared but cxrbench never wrote; 3: one task file per task and regime, holding a protocol 2 result)."""
 
-STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "1"}
+STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2"}
 """Each cache stage's version: part of every key of that stage, so a bump recomputes exactly that stage."""
 
 BASELINE = "real_only"
 """The arm without synthetic images, trained in every run; every other arm is compared with it."""
+REFERENCE_BASELINES = ("classic_aug",)
+"""The baselines every generator must also be compared with: the bar a generator must clear to be worth its compute."""
+ALPHA = 0.05
+"""The family-wise error rate of each entry's verdicts (two-sided: α/2 per direction)."""
 
 FIT_SEED = 0
 """Generators are fitted once per run setting; run seeds vary the synthetic set and the downstream model."""
@@ -59,37 +66,62 @@ def synthetic_count(ratio: float, n_real: int) -> int:
     return max(1, int(round(ratio * n_real)))
 
 
-@dataclass(frozen=True)
-class ArmRole:
-    """What the comparison rule needs to know of an arm."""
-
-    generator: str
-    role: str
-    """The generator's `GeneratorMeta.role`: baseline, control or generator."""
-    ratio: float
-    variant_of: str | None = None
-
-
-def references(arm: ArmRole, others: Sequence[ArmRole]) -> list[ArmRole]:
-    """The arms (besides real_only, which every arm is compared with) that `arm` is compared with.
-
-    A generator must also clear every baseline-role arm (e.g. classic_aug) at its ratio, the bar a
-    generator must clear to be worth its compute, and the generator it is a variant of (e.g.
-    ldm_mask for ldm_mask_proxy) when that arm is present. Controls and baselines are compared with
-    real_only only.
-    """
-    if arm.role != "generator":
-        return []
-    return [other for other in others
-            if other.ratio == arm.ratio and other.generator != arm.generator
-            and (other.role == "baseline" or other.generator == arm.variant_of)]
-
-
-def entry_references(generator: GeneratorMeta, run_generators: Sequence[GeneratorMeta]) -> list[str]:
-    """The reference generators a submission entry of `generator` carries beside it: the run's baselines."""
+def required_references(generator: GeneratorMeta) -> list[str]:
+    """The arms an arm of `generator` is compared with: real_only always; a generator also with every reference
+    baseline (classic_aug) at its settings and with the generator it is a variant of (ldm_mask for ldm_mask_proxy).
+    Controls and baselines are compared with real_only only."""
     if generator.role != "generator":
-        return []
-    return [meta.name for meta in run_generators if meta.role == "baseline" and meta.name != BASELINE]
+        return [BASELINE]
+    return [BASELINE, *REFERENCE_BASELINES, *([generator.variant_of] if generator.variant_of else [])]
+
+
+def serves_regime(generator: GeneratorMeta, train_size: int | None) -> bool:
+    """Whether the generator can run in a regime: one that draws real images from outside the regime's training
+    subset (real_extra) has nothing to draw in a regime that uses the whole training split."""
+    return not (generator.needs_pool and train_size is None)
+
+
+def run_regimes(task: TaskMeta, regimes: Sequence[str] | None, train_size: int | None) -> dict[str, int | None]:
+    """The regimes a run covers on `task`: its own (all, or those named), or one custom size named `n<size>`."""
+    if train_size is not None:
+        return {f"n{train_size}": train_size}
+    if regimes is None:
+        return dict(task.regimes)
+    unknown = [name for name in regimes if name not in task.regimes]
+    if unknown:
+        raise ConfigError(f"task {task.name} has no regime {', '.join(map(repr, unknown))} "
+                         f"(its regimes: {', '.join(task.regimes)})")
+    return {name: task.regimes[name] for name in regimes}
+
+
+@dataclass(frozen=True, order=True)
+class FamilyMember:
+    """One comparison an entry reports: its arm (at `ratio`) against `reference`, on a task in a regime."""
+
+    task: str
+    regime: str
+    ratio: float
+    reference: str
+
+    def __str__(self) -> str:
+        return f"{self.task}/{self.regime} ratio {self.ratio:g} vs {self.reference}"
+
+
+def family(generator: GeneratorMeta, tasks: Sequence[TaskMeta]) -> list[FamilyMember]:
+    """The comparisons an entry of `generator` on these tasks (a suite's) must contain: every task it serves, every
+    regime it serves, every default ratio, against every required reference. Holm and Bonferroni correct over
+    exactly this family (plus any extra comparison a run adds, e.g. another ratio), whatever a run happened to
+    contain: a missing member counts as not rejected (p = 1), and the entry is incomplete."""
+    references = required_references(generator)
+    return [FamilyMember(task.name, regime, ratio, reference)
+            for task in tasks if incompatibility(generator, task) is None
+            for regime, size in task.regimes.items() if serves_regime(generator, size)
+            for ratio in task.default_ratios for reference in references]
+
+
+def entry_references(generator: GeneratorMeta) -> list[str]:
+    """The reference arms a submission entry of `generator` carries beside its own and real_only's."""
+    return [name for name in required_references(generator) if name != BASELINE]
 
 
 def task_data_names(task: TaskMeta, folder: str | None) -> set[str]:

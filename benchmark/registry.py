@@ -35,6 +35,7 @@ GENERATOR_CLASSES = (
     "cxrbench.generators.classic_aug:ClassicAugmentation",
     "cxrbench.generators.oracle:Oracle",
     "cxrbench.generators.noise:Noise",
+    "cxrbench.generators.real_extra:RealExtra",
     "cxrbench.generators.ldm.generator:TextConditionedLDM",
     "cxrbench.generators.ldm.generator:MaskConditionedLDM",
     "cxrbench.generators.ldm.refined:TextProxyLDM",

@@ -1,52 +1,85 @@
-"""Rendering a RunResult for people: a rich table in the terminal, Markdown for READMEs and PRs."""
+"""Rendering a RunResult for people: rich tables in the terminal, Markdown for READMEs and PRs.
+
+The terminal shows the primary analysis only (the verdict, Δ and its interval, in 80 columns); the
+secondary numbers (seed-only and patient-only intervals, the paper's one-sided t-test) are in the
+Markdown and the JSON.
+"""
 
 from __future__ import annotations
 
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from .schemas import RunResult
+from .schemas import ComparisonResult, RunResult, TaskResult
 
-COLUMNS = ["task", "generator", "ratio", "n real+syn", "vs", "reference", "arm", "Δ", "95% CI (t, seeds)",
-           "95% CI (bootstrap, patients)", "p", "p Holm", "p Bonf."]
+MARKDOWN_COLUMNS = ["task", "regime", "n real+syn", "generator", "vs", "reference", "arm", "Δ", "95% CI", "p Holm",
+                    "verdict", "MDE", "95% CI (t, seeds)", "95% CI (bootstrap, patients)", "p (one-sided t)"]
 
 
 def _p(value: float) -> str:
     return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
 
 
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:+.3f}, {bounds[1]:+.3f}]"
+
+
+def verdict_text(comparison: ComparisonResult) -> str:
+    """The verdict in a few words: a null verdict carries what the test could have seen."""
+    if comparison.verdict == "no detectable difference":
+        return f"n.d. (MDE {comparison.mde:.3f})"
+    return comparison.verdict
+
+
+def _title(task: TaskResult) -> str:
+    b = task.baseline
+    return (f"{task.task.name} · {task.regime} ({task.n_train_real} real) · {task.task.metric} · "
+            f"real_only {b.mean:.3f} ± {b.std:.3f}")
+
+
+def _terminal_table(task: TaskResult) -> Table:
+    table = Table(title=_title(task), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title_justify="left")
+    for column in ("arm", "vs", "Δ", "95% CI", "p Holm", "verdict"):
+        table.add_column(column, justify="left" if column in ("arm", "vs", "verdict") else "right", no_wrap=True)
+    for c in task.comparisons:
+        table.add_row(c.generator if c.ratio in task.task.default_ratios else f"{c.generator} ×{c.ratio:g}",
+                      c.reference, f"{c.delta:+.3f}", _interval(c.ci), _p(c.p_holm), verdict_text(c))
+    return table
+
+
+def rich_report(result: RunResult) -> Group:
+    """One table per task and regime, then how to read them and what the run lacks."""
+    seeds = len(result.tasks[0].baseline.seeds) if result.tasks else 0
+    notes = [f"cxrbench protocol {result.protocol_version}; Δ = arm − vs over {seeds} paired seeds. 95% CI and p: "
+             "seeds and test patients combined; p Holm over each generator's protocol family; verdict two-sided "
+             "at 0.05; n.d. = no detectable difference, MDE = the |Δ| it detects with 80% power. Secondary "
+             "numbers: --format markdown or json."]
+    notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
+              for generator, members in result.incomplete.items()]
+    return Group(*map(_terminal_table, result.tasks), *(Text(note, style="dim") for note in notes))
+
+
 def rows(result: RunResult) -> list[list[str]]:
     out = []
     for task in result.tasks:
-        metric = task.task.metric
-        if not task.comparisons:
-            b = task.baseline
-            out.append([task.task.name, b.generator, "0", f"{task.n_train_real}+0", "", f"{b.mean:.3f} ± {b.std:.3f}",
-                        "", "", "", "", "", "", ""])
         arms = {(a.generator, a.ratio): a for a in task.arms}
         for c in task.comparisons:
             arm = arms[(c.generator, c.ratio)]
             reference = arms.get((c.reference, c.ratio), task.baseline)
             out.append([
-                f"{task.task.name} ({metric})", c.generator, f"{c.ratio:g}", f"{arm.n_real}+{arm.n_synthetic}",
+                f"{task.task.name} ({task.task.metric})", task.regime, f"{arm.n_real}+{arm.n_synthetic}", c.generator,
                 c.reference, f"{c.reference_mean:.3f} ± {reference.std:.3f}", f"{c.arm_mean:.3f} ± {arm.std:.3f}",
-                f"{c.delta:+.3f}", f"[{c.t_ci[0]:+.3f}, {c.t_ci[1]:+.3f}]",
-                f"[{c.boot_ci[0]:+.3f}, {c.boot_ci[1]:+.3f}]", _p(c.p_value), _p(c.p_holm), _p(c.p_bonferroni),
+                f"{c.delta:+.3f}", _interval(c.ci), _p(c.p_holm), c.verdict, f"{c.mde:.3f}", _interval(c.t_ci),
+                _interval(c.boot_ci), _p(c.p_t_greater),
             ])
     return out
 
 
-def rich_table(result: RunResult) -> Table:
-    seeds = result.tasks[0].baseline.seeds if result.tasks else []
-    table = Table(title=f"cxrbench protocol {result.protocol_version}: Δ vs the reference over {len(seeds)} seeds "
-                        f"(mean ± sd); p one-sided paired t-test")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("task", "generator") else "right")
-    for row in rows(result):
-        table.add_row(*row)
-    return table
-
-
 def markdown(result: RunResult) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
+    lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
+              for generator, members in result.incomplete.items()]
     return "\n".join(lines) + "\n"

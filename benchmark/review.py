@@ -9,14 +9,14 @@ from pathlib import Path
 
 from .cache import Cache
 from .cell import synthetic_set
-from .plan import first_ratio_cell, plan_task
+from .plan import first_ratio_cell, first_regime_plan
 from .protocol import REVIEWED_SEED
 from .schemas import RunConfig
 
 
 def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig) -> Path:
     """The folder of the synthetic set reviewers judge, made now if the cache lacks it."""
-    plan = plan_task(task, config, cache_root)
+    plan = first_regime_plan(task, config, cache_root)
     _, cell = first_ratio_cell(plan, generator, REVIEWED_SEED)
     cache = Cache(cache_root)
     synthetic_set(cell, cache, plan.splits)

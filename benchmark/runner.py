@@ -12,7 +12,7 @@ from . import __version__
 from .cache import Cache, write_atomic
 from .executor import execute
 from .fitting import ready_generator
-from .plan import TaskPlan, checked_config, plan_task
+from .plan import TaskPlan, checked_config, plan_tasks
 from .protocol import PROTOCOL_VERSION
 from .registry import generator_class
 from .schemas import RunConfig, RunResult
@@ -47,15 +47,19 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | No
     started = time.perf_counter()
     config = checked_config(config)
     cache = Cache(cache_root)
-    plans = [plan_task(name, config, cache.root) for name in config.tasks]
+    plans = plan_tasks(config, cache.root)
     _fit_trainable_generators(plans, cache)
     missing = [cell for plan in plans for cell in plan.cells() if not cache.is_complete("downstream", cell.key)]
     log.info("%d of %d cells to compute", len(missing), sum(len(p.cells()) for p in plans))
     execute(missing, str(cache.root), workers=workers, show_progress=show_progress)
-    tasks = score_run(plans, cache, n_boot=config.n_boot)
+    scored = score_run(plans, cache, n_boot=config.n_boot)
+    for generator, members in scored.incomplete.items():
+        log.warning("incomplete: %s lacks %d comparison(s) of its protocol family (counted as p = 1): %s",
+                    generator, len(members), "; ".join(members))
     result = RunResult(
         protocol_version=PROTOCOL_VERSION, cxrbench_version=__version__, created=datetime.now(timezone.utc),
-        config=config, generators=[generator_class(g).meta for g in config.generators], tasks=tasks,
+        config=config, generators=[generator_class(g).meta for g in config.generators], tasks=scored.tasks,
+        incomplete=scored.incomplete,
         methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,
     )
     if out is not None:

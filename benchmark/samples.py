@@ -47,6 +47,13 @@ class SampleSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    @staticmethod
+    def empty(size: int, n_labels: int, *, with_masks: bool) -> SampleSet:
+        """No rows, with the shapes a set of `size` x `size` images with `n_labels` labels has."""
+        none = np.array([], dtype=str)
+        return SampleSet(np.zeros((0, size, size), np.float32), np.zeros((0, n_labels), np.int8),
+                         np.zeros((0, size, size), bool) if with_masks else None, none, none)
+
     def __getitem__(self, i: int) -> Sample:
         mask = None if self.masks is None else self.masks[i]
         return Sample(self.images[i], self.labels[i], mask, str(self.patient_ids[i]), str(self.sample_ids[i]))

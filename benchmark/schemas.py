@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .protocol import RESULT_SCHEMA_VERSION
 
@@ -26,7 +26,9 @@ class TaskMeta(BaseModel):
     description: str
     data_source: str = Field(description="Where the data comes from and how to get it.")
     split_rule: str = Field(description="The versioned patient-level split rule.")
-    default_train_size: int | None = Field(description="Real training images used by default (None: all).")
+    regimes: dict[str, int | None] = Field(
+        min_length=1, description="Named training sizes in real images, smallest first (None: the whole training "
+                                  "split); a run covers every regime unless told otherwise.")
     default_ratios: list[float] = Field(description="Synthetic images per real training image.")
     default_seeds: int = Field(ge=2)
 
@@ -53,7 +55,9 @@ class GeneratorMeta(BaseModel):
     suites: list[str] | None = Field(default=None, description="Suites it can serve (None: all).")
     verified: bool = Field(default=True, description="False for third-party generators from entry points.")
     variant_of: str | None = Field(default=None, description="The generator this one refines (e.g. by a proxy "
-                                   "filter); a run holding both compares them directly.")
+                                   "filter); the protocol compares the two directly.")
+    needs_pool: bool = Field(default=False, description="Draws real training images from outside the regime's "
+                             "subset (real_extra): serves only regimes that leave such a pool.")
 
 
 class RunConfig(BaseModel):
@@ -63,12 +67,20 @@ class RunConfig(BaseModel):
     generators: list[str] = Field(min_length=1)
     ratios: list[float] | None = Field(default=None, description="None: each task's default ratios.")
     seeds: int | None = Field(default=None, ge=2, description="None: each task's default; >= 2 for a t-test.")
-    train_size: int | None = Field(default=None, gt=0, description="None: each task's default.")
+    regimes: list[str] | None = Field(default=None, description="None: every regime of each task.")
+    train_size: int | None = Field(default=None, gt=0, description="A training size outside the protocol's regimes "
+                                   "(its own regime, named by the size); None: the task's regimes.")
     n_boot: int = Field(default=2000, ge=100)
     data_root: Path | None = None
     device: str = "cpu"
     generator_config: dict[str, dict] = Field(
         default_factory=dict, description="Options per generator name (e.g. a preset, a local weights path).")
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self) -> RunConfig:
+        if self.regimes is not None and self.train_size is not None:
+            raise ValueError("give regimes or a train size, not both")
+        return self
 
     @field_validator("ratios")
     @classmethod
@@ -99,24 +111,38 @@ class ArmResult(BaseModel):
     std: float
 
 
+Verdict = Literal["helps", "hurts", "no detectable difference"]
+
+
 class ComparisonResult(BaseModel):
     generator: str
     ratio: float
-    reference: str = Field(description="The arm compared against (real_only, or a reference the protocol names: "
-                                       "a baseline such as classic_aug, or the generator this one is a variant of).")
+    reference: str = Field(description="The arm compared against: real_only, or a reference the protocol names "
+                                       "(classic_aug; the generator this one is a variant of).")
     reference_mean: float
     arm_mean: float
     delta: float
-    t_ci: tuple[float, float]
-    boot_ci: tuple[float, float]
-    p_value: float = Field(description="One-sided paired t-test over seeds, H1: the arm scores higher.")
-    p_holm: float
-    p_bonferroni: float
+    verdict: Verdict = Field(description="From the primary analysis, two-sided, after correction over the entry's "
+                                         "family: helps (Δ > 0), hurts (Δ < 0) or no detectable difference.")
+    ci: tuple[float, float] = Field(description="Primary 95% interval: seeds and test patients combined.")
+    p: float = Field(description="Primary two-sided p (combined variance, Satterthwaite degrees of freedom).")
+    p_holm: float = Field(description="`p`, Holm-corrected over the entry's family.")
+    p_bonferroni: float = Field(description="`p`, Bonferroni-corrected over the entry's family.")
+    mde: float = Field(description="Smallest |Δ| the primary test detects with 80% power (two-sided, α = 0.05).")
+    df: float = Field(description="Satterthwaite degrees of freedom of the primary interval.")
+    se_seeds: float = Field(description="Standard error of Δ from training seeds (test set fixed).")
+    se_patients: float = Field(description="Standard error of Δ from test patients (models fixed).")
+    family_size: int = Field(description="Comparisons in the entry's correction family.")
+    t_ci: tuple[float, float] = Field(description="Secondary: t-interval over seeds alone.")
+    boot_ci: tuple[float, float] = Field(description="Secondary: patient bootstrap interval alone.")
+    p_t_greater: float = Field(description="Secondary: one-sided paired t-test over seeds, H1: the arm scores "
+                                           "higher (the paper's test); uncorrected.")
     n_seeds: int
 
 
 class TaskResult(BaseModel):
     task: TaskMeta
+    regime: str = Field(description="The task's regime (named training size) these arms trained in.")
     n_train_real: int
     n_val: int
     n_test: int
@@ -127,13 +153,16 @@ class TaskResult(BaseModel):
 
 
 class RunResult(BaseModel):
-    schema_version: Literal["1"] = RESULT_SCHEMA_VERSION
+    schema_version: Literal["2"] = RESULT_SCHEMA_VERSION
     protocol_version: str
     cxrbench_version: str
     created: datetime
     config: RunConfig
     generators: list[GeneratorMeta]
     tasks: list[TaskResult]
+    incomplete: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per generator, the comparisons of its protocol family this run lacks "
+                                          "(counted as p = 1 in the correction); empty for a complete run.")
     methods: dict[str, str] = Field(description="How every reported number was computed.")
     environment: dict[str, str]
     wall_seconds: float

@@ -9,25 +9,34 @@ import numpy as np
 from .cache import Cache
 from .plan import Arm, TaskPlan
 from .predictions import load_predictions
-from .protocol import ArmRole, references
-from .registry import generator_class
+from .protocol import ALPHA, BASELINE, FamilyMember, family, required_references
+from .registry import generator_class, suite_tasks, task_class
 from .samples import Splits
-from .schemas import ArmResult, ComparisonResult, SeedScore, TaskResult
-from .stats import CaseMetric, Comparison, compare, correct
+from .schemas import ArmResult, ComparisonResult, GeneratorMeta, SeedScore, TaskMeta, TaskResult
+from .stats import CaseMetric, Comparison, compare, correct, verdict
 from .task import Predictions, Task
 
 METHODS = {
-    "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val); "
-             "segmentation mean per-image Dice (MONAI DiceMetric, empty target and prediction = 1)",
-    "delta": "mean over seeds of (arm - reference) with the same seeds; the reference is real_only, and for a "
-             "generator also every baseline (e.g. classic_aug) run at the same ratio, and the generator it is a "
-             "variant of (e.g. ldm_mask for ldm_mask_proxy)",
-    "t_ci": "95% t-interval of the per-seed paired differences (scipy.stats.t)",
-    "boot_ci": "95% percentile bootstrap over test patients (cluster resampling, same resample for every seed "
-               "and both arms)",
-    "p_value": "one-sided paired t-test over seeds, H1: arm > reference (scipy.stats.ttest_rel)",
-    "p_holm": "Holm correction across all comparisons of the run (pingouin.multicomp)",
-    "p_bonferroni": "Bonferroni correction across all comparisons of the run (pingouin.multicomp)",
+    "score": "per seed: classification macro F1 (per-label threshold maximising F1 on val, ties to the lowest; a "
+             "single-label task averages the F1 of the label and of its absence); segmentation mean per-image Dice "
+             "(MONAI DiceMetric, empty target and prediction = 1) after a threshold and minimum area chosen on val",
+    "delta": "mean over seeds of (arm - reference) with the same seeds, in the same regime; the reference is "
+             "real_only, and for a generator also classic_aug at the same ratio and the generator it is a variant of",
+    "ci": "primary 95% interval: Δ ± t(df) · sqrt(se_seeds² + se_patients²), se_seeds from the per-seed paired "
+          "differences, se_patients from the patient bootstrap of the mean difference, df by Welch-Satterthwaite",
+    "p": "primary two-sided p of the same t statistic",
+    "p_holm": "Holm correction of `p` over the entry's family: every comparison the protocol requires of the "
+              "generator on the suite (each task it serves, each regime, each default ratio, each reference), "
+              "plus any extra comparison the run adds; a missing member counts as p = 1",
+    "p_bonferroni": "Bonferroni correction of `p` over the same family",
+    "verdict": "helps if p_holm < 0.05 and Δ > 0, hurts if p_holm < 0.05 and Δ < 0, else no detectable difference "
+               "(then mde says what the test could have seen)",
+    "mde": "minimum detectable |Δ| at 80% power, two-sided α = 0.05: (t(df, 0.975) + t(df, 0.80)) · se",
+    "t_ci": "secondary: 95% t-interval of the per-seed paired differences alone (scipy.stats.t; test set fixed)",
+    "boot_ci": "secondary: 95% percentile bootstrap over test patients alone (cluster resampling, same resample for "
+               "every seed and both arms; models fixed)",
+    "p_t_greater": "secondary: one-sided paired t-test over seeds, H1: arm > reference (scipy.stats.ttest_rel), "
+                   "uncorrected: the paper's test",
 }
 
 
@@ -35,26 +44,24 @@ METHODS = {
 class ArmPredictions:
     """One arm's stored test predictions, one entry per seed: what every reported number is computed from."""
 
-    generator: str
+    meta: GeneratorMeta
     revision: str
-    role: str
     ratio: float
     n_synthetic: int
     seeds: list[tuple[int, str, Predictions]]
     """(seed, cell key, predictions) in seed order."""
-    variant_of: str | None = None
-    """The generator this arm's generator refines (e.g. ldm_mask for ldm_mask_proxy): also a reference."""
 
     @property
-    def protocol_role(self) -> ArmRole:
-        return ArmRole(self.generator, self.role, self.ratio, self.variant_of)
+    def generator(self) -> str:
+        return self.meta.name
 
 
 @dataclass(frozen=True)
 class TaskPredictions:
-    """A task's arms to score: every arm in `arms` is compared; `references` only serve as comparators."""
+    """A task's arms in one regime: every arm in `arms` is compared; `references` only serve as comparators."""
 
     task: Task
+    regime: str
     splits: Splits
     baseline: ArmPredictions
     arms: list[ArmPredictions]
@@ -67,6 +74,13 @@ class TaskPredictions:
 
 
 @dataclass(frozen=True)
+class ScoredRun:
+    tasks: list[TaskResult]
+    incomplete: dict[str, list[str]]
+    """Per generator, the members of its protocol family that the scored predictions lack."""
+
+
+@dataclass(frozen=True)
 class _Scored:
     metrics: list[CaseMetric]
     result: ArmResult
@@ -74,9 +88,10 @@ class _Scored:
 
 @dataclass(frozen=True)
 class _Pair:
-    """One comparison the protocol asks for: an arm against one of its references, with its statistics."""
+    """One comparison: an arm against one of its references in one task and regime, with its statistics."""
 
     task: int
+    member: FamilyMember
     arm: _Scored
     reference: _Scored
     stats: Comparison
@@ -95,62 +110,88 @@ def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
     return _Scored(metrics, result)
 
 
-def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> list[TaskResult]:
-    """Score every task, in three plain steps: score each arm, compare each (arm, reference) pair the
-    protocol asks for (`protocol.references`), correct the p-values of all pairs of the call as one family.
+def _pairs(index: int, item: TaskPredictions, n_boot: int) -> tuple[_Scored, list[ArmResult], list[_Pair]]:
+    """Score the task's arms and compare each arm with each reference the protocol names that the run holds."""
+    baseline = _score_arm(item.task, item.splits, item.baseline)
+    by_name = {(arm.generator, arm.ratio): _score_arm(item.task, item.splits, arm) for arm in item.scored_arms()}
+    patients = item.splits.test.patient_ids.tolist()
+    pairs = []
+    for arm in item.arms:
+        own = by_name[(arm.generator, arm.ratio)]
+        for name in required_references(arm.meta):
+            reference = baseline if name == BASELINE else by_name.get((name, arm.ratio))
+            if reference is None:
+                continue  # counted as a missing member of the arm's family
+            member = FamilyMember(item.task.meta.name, item.regime, arm.ratio, name)
+            stats = compare(own.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
+            pairs.append(_Pair(index, member, own, reference, stats))
+    return baseline, [scored.result for scored in by_name.values()], pairs
+
+
+def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> ScoredRun:
+    """Score every (task, regime) in three plain steps: score each arm; compare each arm with the references the
+    protocol names (`protocol.required_references`); correct each generator's p-values over its protocol family
+    (`protocol.family` on the suites of these tasks), a missing member counting as p = 1.
 
     The runner and the submission validator both score through here, so a submitted number is
     recomputed by the very code that produced it.
     """
-    baselines, scored, pairs = [], [], []
-    for index, item in enumerate(tasks):
-        baseline = _score_arm(item.task, item.splits, item.baseline)
-        arms = item.scored_arms()
-        by_arm = {(arm.generator, arm.ratio): _score_arm(item.task, item.splits, arm) for arm in arms}
-        patients = item.splits.test.patient_ids.tolist()
-        for arm in item.arms:
-            own = by_arm[(arm.generator, arm.ratio)]
-            others = references(arm.protocol_role, [other.protocol_role for other in arms])
-            for reference in [baseline, *(by_arm[(r.generator, r.ratio)] for r in others)]:
-                stats = compare(own.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
-                pairs.append(_Pair(index, own, reference, stats))
-        baselines.append(baseline)
-        scored.append([by_arm[(arm.generator, arm.ratio)].result for arm in arms])
-    p_values = [pair.stats.p_value for pair in pairs]
-    holm, bonferroni = correct(p_values, "holm"), correct(p_values, "bonferroni")
+    scored = [_pairs(index, item, n_boot) for index, item in enumerate(tasks)]
+    pairs = [pair for _, _, task_pairs in scored for pair in task_pairs]
+    suite_tasks = _suite_task_metas({item.task.meta.suite for item in tasks})
     comparisons: list[list[ComparisonResult]] = [[] for _ in tasks]
-    for pair, p_holm, p_bonferroni in zip(pairs, holm, bonferroni, strict=True):
-        c = pair.stats
-        comparisons[pair.task].append(ComparisonResult(
-            generator=pair.arm.result.generator, ratio=pair.arm.result.ratio, reference=pair.reference.result.generator,
-            reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, t_ci=c.t_ci, boot_ci=c.boot_ci,
-            p_value=c.p_value, p_holm=p_holm, p_bonferroni=p_bonferroni, n_seeds=c.n_seeds))
-    return [_task_result(item, baseline, arms, compared)
-            for item, baseline, arms, compared in zip(tasks, baselines, scored, comparisons, strict=True)]
+    incomplete = {}
+    metas = {arm.generator: arm.meta for item in tasks for arm in item.arms}
+    for generator, meta in metas.items():
+        own = [pair for pair in pairs if pair.arm.result.generator == generator]
+        required = set(family(meta, suite_tasks))
+        present = {pair.member for pair in own}
+        if required - present:
+            incomplete[generator] = sorted(map(str, required - present))
+        size = len(required | present)
+        primary = [pair.stats.primary_p for pair in own]
+        holm = correct(primary, "holm", family_size=size)
+        bonferroni = correct(primary, "bonferroni", family_size=size)
+        for pair, p_holm, p_bonferroni in zip(own, holm, bonferroni, strict=True):
+            comparisons[pair.task].append(_comparison(pair, p_holm, p_bonferroni, size))
+    return ScoredRun([_task_result(item, baseline, arms, compared) for item, (baseline, arms, _), compared
+                      in zip(tasks, scored, comparisons, strict=True)], incomplete)
+
+
+def _comparison(pair: _Pair, p_holm: float, p_bonferroni: float, family_size: int) -> ComparisonResult:
+    c = pair.stats
+    return ComparisonResult(
+        generator=pair.arm.result.generator, ratio=pair.arm.result.ratio, reference=pair.member.reference,
+        reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, verdict=verdict(c.delta, p_holm, ALPHA),
+        ci=c.primary_ci, p=c.primary_p, p_holm=p_holm, p_bonferroni=p_bonferroni, mde=c.mde, df=c.df,
+        se_seeds=c.se_seeds, se_patients=c.se_patients, family_size=family_size, t_ci=c.t_ci, boot_ci=c.boot_ci,
+        p_t_greater=c.p_value, n_seeds=c.n_seeds)
+
+
+def _suite_task_metas(suites: set[str]) -> list[TaskMeta]:
+    return [task_class(name).meta for suite in sorted(suites) for name in suite_tasks(suite)]
 
 
 def _task_result(item: TaskPredictions, baseline: _Scored, arms: list[ArmResult],
                  comparisons: list[ComparisonResult]) -> TaskResult:
     test = item.splits.test
-    return TaskResult(task=item.task.meta, n_train_real=len(item.splits.train), n_val=len(item.splits.val),
-                      n_test=len(test), n_test_patients=len(set(test.patient_ids.tolist())),
+    return TaskResult(task=item.task.meta, regime=item.regime, n_train_real=len(item.splits.train),
+                      n_val=len(item.splits.val), n_test=len(test), n_test_patients=len(set(test.patient_ids.tolist())),
                       baseline=baseline.result, arms=arms, comparisons=comparisons)
 
 
 def arm_predictions(arm: Arm, cache: Cache) -> ArmPredictions:
     """A planned arm's predictions, read from the cache."""
-    meta = generator_class(arm.generator).meta
-    return ArmPredictions(generator=arm.generator, revision=arm.revision, role=meta.role, ratio=arm.ratio,
+    return ArmPredictions(meta=generator_class(arm.generator).meta, revision=arm.revision, ratio=arm.ratio,
                           n_synthetic=arm.cells[0].n_synthetic,
-                          seeds=[(cell.seed, cell.key, load_predictions(cache, cell)) for cell in arm.cells],
-                          variant_of=meta.variant_of)
+                          seeds=[(cell.seed, cell.key, load_predictions(cache, cell)) for cell in arm.cells])
 
 
-def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> list[TaskResult]:
-    """Score a run's plans from the cache: every arm compared, the baseline-role arms also as references."""
+def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> ScoredRun:
+    """Score a run's plans from the cache: every arm compared, the other arms also serving as references."""
     tasks = []
     for plan in plans:
         arms = [arm_predictions(arm, cache) for arm in plan.arms]
-        tasks.append(TaskPredictions(plan.task, plan.splits, arm_predictions(plan.baseline, cache), arms,
-                                     [arm for arm in arms if arm.role == "baseline"]))
+        tasks.append(TaskPredictions(plan.task, plan.regime, plan.splits, arm_predictions(plan.baseline, cache), arms,
+                                     arms))
     return score_predictions(tasks, n_boot=n_boot)

@@ -45,7 +45,16 @@ def _from_v1(data: dict) -> dict:
     return {**{k: v for k, v in data.items() if k not in ("fidelity", "privacy")}, "schema_version": "2"}
 
 
-UPGRADES: dict[str, Callable[[dict], dict]] = {"1": _from_v1}
+def _from_v2(data: dict) -> dict:
+    """v3 task files hold protocol 2 results (regimes, the primary analysis, the fixed family): a v2 task file's
+    numbers cannot be turned into them and must be recomputed; a v2 card is a v3 card."""
+    if "result" in data:
+        raise ValueError("holds a protocol 1 result (submission schema 2), which protocol 2 cannot reuse: rerun the "
+                         "generator with this cxrbench (`cxrbench run`) and submit again")
+    return {**data, "schema_version": "3"}
+
+
+UPGRADES: dict[str, Callable[[dict], dict]] = {"1": _from_v1, "2": _from_v2}
 """Version -> function turning a file of that version into the next version's dict."""
 
 
@@ -122,8 +131,8 @@ class TaskSubmission(BaseModel):
         return self.result.task.name
 
 
-def task_file_name(suite: str, task: str) -> str:
-    return f"{suite}__{task}.json"
+def task_file_name(suite: str, task: str, regime: str) -> str:
+    return f"{suite}__{task}__{regime}.json"
 
 
 def prediction_key(generator: str, ratio: float, seed: int, array: str) -> str:

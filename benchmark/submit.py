@@ -1,9 +1,9 @@
 """`cxrbench submit`: turn one generator's part of a RunResult into a folder under `submissions/`.
 
 The predictions come from the stage cache the run used (found by the result's cell keys, which are
-re-planned and must match). The entry is re-scored through `scoring.score_predictions` with the
-generator's own comparisons as the correction family, so an entry's corrected p-values do not
-depend on which other generators happened to share its run.
+re-planned and must match). The entry is re-scored through `scoring.score_predictions`, which
+corrects over the generator's protocol family, so an entry's corrected p-values do not depend on
+which other generators happened to share its run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import __version__
 from .cache import Cache, write_atomic
 from .errors import DataError
 from .plan import Arm, plan_task
-from .protocol import PROTOCOL_VERSION, entry_references
+from .protocol import PROTOCOL_VERSION, entry_references, run_regimes
 from .registry import generator_class
 from .samples import split_hash
 from .schemas import RunResult
@@ -126,21 +126,23 @@ def _load_result(result_path: Path) -> RunResult:
 
 
 def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path) -> list[Path]:
-    """Write the entry into `folder` (card, one file per task, gallery) without validating it."""
+    """Write the entry into `folder` (card, one file per task and regime, gallery) without validating it."""
     result = _load_result(result_path)
     meta = generator_class(card.name).meta
     if card.name not in result.config.generators:
         raise DataError(f"{result_path}: generator {card.name!r} (from its card) is not in this run "
                         f"(it ran {', '.join(result.config.generators)})")
-    references = entry_references(meta, [generator_class(g).meta for g in result.config.generators])
+    references = [name for name in entry_references(meta) if name in result.config.generators]
     cache = Cache(cache_root)
+    root = None if result.config.data_root is None else str(result.config.data_root)
     items, drafts = [], []
     for task_result in result.tasks:
         if not any(arm.generator == card.name for arm in task_result.arms):
             continue
-        config = result.config.model_copy(update={"tasks": [task_result.task.name],
-                                                  "generators": [card.name, *references]})
-        plan = plan_task(task_result.task.name, config, cache_root)
+        name, regime = task_result.task.name, task_result.regime
+        config = result.config.model_copy(update={"tasks": [name], "generators": [card.name, *references]})
+        size = run_regimes(task_result.task, config.regimes, config.train_size)[regime]
+        plan = plan_task(name, regime, size, config, cache_root)
         stored = {(arm.generator, arm.ratio): arm for arm in [task_result.baseline, *task_result.arms]}
         own = [arm for arm in plan.arms if arm.generator == card.name]
         refs = [arm for arm in plan.arms if arm.generator != card.name and arm.ratio in {a.ratio for a in own}]
@@ -151,17 +153,15 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
         except FileNotFoundError as error:
             raise DataError(f"the cache {cache_root} lacks this run's predictions ({error.filename}); "
                             f"pass the --cache-dir the run used") from None
-        items.append(TaskPredictions(plan.task, plan.splits, baseline, scored[: len(own)], scored[len(own):]))
-        drafts.append((plan, arrays, own[0], refs))
+        items.append(TaskPredictions(plan.task, regime, plan.splits, baseline, scored[: len(own)], scored[len(own):]))
+        drafts.append((plan, arrays, own[0], refs, load_splits(name, root, size)))
     if not items:
         raise DataError(f"{result_path}: no task of this run has arms of {card.name}")
     written = []
     public_config = result.config.model_copy(update={"data_root": None})  # a path on the submitter's machine
-    for scored_task, (plan, arrays, first_arm, refs) in zip(score_predictions(items, n_boot=result.config.n_boot),
-                                                           drafts, strict=True):
+    scored_run = score_predictions(items, n_boot=result.config.n_boot)
+    for scored_task, (plan, arrays, first_arm, refs, splits) in zip(scored_run.tasks, drafts, strict=True):
         name = plan.task.meta.name
-        splits = load_splits(name, None if result.config.data_root is None else str(result.config.data_root),
-                             result.config.train_size)
         submission = TaskSubmission(
             generator=card.name, verified=meta.verified, created=datetime.now(timezone.utc),
             cxrbench_version=__version__, protocol_version=PROTOCOL_VERSION, config=public_config,
@@ -170,11 +170,10 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
             split_hash=split_hash(splits), val_ids=splits.val.sample_ids.astype(str).tolist(),
             test_ids=splits.test.sample_ids.astype(str).tolist(), result=scored_task,
             predictions=encode_predictions(arrays),
-            gallery=(_gallery(first_arm, cache, name, plan.task.meta.labels, folder)
+            gallery=(_gallery(first_arm, cache, f"{name}__{plan.regime}", plan.task.meta.labels, folder)
                      if plan.task.redistributable else []))
-        path = folder / task_file_name(plan.task.meta.suite, name)
+        path = folder / task_file_name(plan.task.meta.suite, name, plan.regime)
         write_atomic(path, submission.model_dump_json(indent=1).encode())
         written.append(path)
     write_atomic(folder / CARD_FILE, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False).encode())
     return written
-

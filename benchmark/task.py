@@ -32,9 +32,15 @@ class Task(ABC):
 
     @abstractmethod
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
-        """The standard patient-level split; `train_size` keeps that many real training images (fixed subset).
+        """The standard patient-level split; `train_size` keeps that many real training images (the regime's fixed
+        subset; None: the whole training split).
 
         `cache_dir` is the run's cache, where real-data tasks keep their decoded, resized pixels."""
+
+    @abstractmethod
+    def pool(self, root: Path | None, *, train_size: int | None, cache_dir: Path | None = None) -> SampleSet:
+        """Training-split images of patients outside the regime's subset (never val or test): the real images the
+        `real_extra` control adds. Empty when the regime uses the whole training split."""
 
     @abstractmethod
     def fingerprint(self, root: Path | None) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, SubmissionError, UnknownNameError
-from .protocol import BASELINE, PROTOCOL_VERSION, condition_kind, incompatibility, leaked_training_data
+from .protocol import (
+    BASELINE,
+    PROTOCOL_VERSION,
+    condition_kind,
+    entry_references,
+    incompatibility,
+    leaked_training_data,
+)
 from .registry import generator_class, get_task
 from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
@@ -84,7 +91,8 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
                          f"is {card.name!r}; it must equal the folder name {folder.name!r}"))
     files = task_files(folder)
     if not files:
-        problems.append((str(folder), "", "no result files (<suite>__<task>.json); write them with `cxrbench submit`"))
+        problems.append((str(folder), "", "no result files (<suite>__<task>__<regime>.json); write them with "
+                                          "`cxrbench submit`"))
     by_suite: dict[str, list[tuple[Path, TaskSubmission, TaskPredictions]]] = defaultdict(list)
     blocked = False
     for path in files:
@@ -98,7 +106,11 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     for entries in [] if blocked else by_suite.values():
         n_boot = entries[0][1].config.n_boot
         recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
-        for (path, submission, _), result in zip(entries, recomputed, strict=True):
+        for generator, members in recomputed.incomplete.items():
+            problems.append((str(folder), "", f"the entry of {generator} lacks {len(members)} comparison(s) the "
+                                              f"protocol requires: {'; '.join(members)} (run every regime with the "
+                                              f"references, e.g. `cxrbench run --generator {generator},classic_aug`)"))
+        for (path, submission, _), result in zip(entries, recomputed.tasks, strict=True):
             problems += [(str(path), field, what) for field, what in
                          _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"),
                                       "result")]
@@ -128,9 +140,12 @@ def _check_file(path: Path, card: GeneratorCard | None,
         return [(file, "result.task.name", str(error))], None
     if card is not None and submission.generator != card.name:
         add("generator", f"is {submission.generator!r}; generator.yaml names {card.name!r}")
+    regime = submission.result.regime
+    if regime not in task.meta.regimes:
+        return [(file, "result.regime", f"is {regime!r}; task {task.meta.name}'s regimes are "
+                                        f"{', '.join(task.meta.regimes)}")], None
     try:
-        splits = load_splits(task.meta.name, None if data_root is None else str(data_root),
-                             submission.config.train_size)
+        splits = load_splits(task.meta.name, None if data_root is None else str(data_root), task.meta.regimes[regime])
     except DataError as error:
         return [(file, "result.task.name", f"cannot recompute without the task's data (--data-root or "
                                                   f"CXRBENCH_DATA_ROOT): {error}")], None
@@ -167,8 +182,9 @@ def _check_task(submission: TaskSubmission, task: Task, splits: Splits, add) -> 
 def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
     meta, config = task.meta, submission.config
     defaults = RunConfig.model_fields
-    if config.train_size is not None:
-        add("config.train_size", f"is {config.train_size}; the protocol uses the task's default (null)")
+    if config.train_size is not None or config.regimes is not None:
+        add("config", "names a train size or a subset of regimes; the protocol runs every regime of the task "
+                      "(train_size and regimes null)")
     if config.n_boot != defaults["n_boot"].default:
         add("config.n_boot", f"is {config.n_boot}; the protocol uses {defaults['n_boot'].default} bootstrap resamples")
     expected = list(range(meta.default_seeds))
@@ -210,14 +226,16 @@ def _check_generators(submission: TaskSubmission, task: Task, add) -> dict[str, 
     reason = incompatibility(own, task.meta)
     if reason:
         add("generators[0].conditioning", reason)
+    allowed = entry_references(own)
     for name in {a.generator for a in submission.result.arms} - {submission.generator}:
         reference = metas.get(name)
         try:
             known = generator_class(name).meta
         except UnknownNameError:
             known = None
-        if known is None or known.role != "baseline" or reference != known:
-            add("result.arms", f"reference arm {name!r} is not one of this repository's baselines as registered")
+        if name not in allowed or known is None or reference != known:
+            add("result.arms", f"reference arm {name!r} is not one the protocol names for {own.name} "
+                               f"({', '.join(allowed) or 'none'}) as registered in this repository")
     return metas
 
 
@@ -274,9 +292,8 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
                                        f"split has {len(split)} cases")
                     return None
             seeds.append((s.seed, s.cell, found))
-        role = "baseline" if result.generator == BASELINE else metas[result.generator].role
-        return ArmPredictions(result.generator, result.generator_revision, role, result.ratio, result.n_synthetic,
-                              seeds)
+        meta = generator_class(BASELINE).meta if result.generator == BASELINE else metas[result.generator]
+        return ArmPredictions(meta, result.generator_revision, result.ratio, result.n_synthetic, seeds)
 
     result = submission.result
     baseline = arm("result.baseline", result.baseline)
@@ -284,7 +301,8 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
     if baseline is None or None in arms:
         return None
     own = [a for a in arms if a.generator == submission.generator]
-    return TaskPredictions(task, splits, baseline, own, [a for a in arms if a.generator != submission.generator])
+    return TaskPredictions(task, result.regime, splits, baseline, own,
+                           [a for a in arms if a.generator != submission.generator])
 
 
 def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]]:

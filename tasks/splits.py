@@ -47,3 +47,13 @@ def fixed_train_subset(patient_ids: np.ndarray, train_size: int | None) -> np.nd
             break
         keep.extend(rows_of[patient].tolist())
     return np.sort(np.asarray(keep[:train_size]))
+
+
+def outside_subset(patient_ids: np.ndarray, train_size: int | None) -> np.ndarray:
+    """The training rows a regime's subset leaves out: the pool real_extra draws from.
+
+    Whole patients only: a patient with one study in the subset and another in the pool would
+    give real_extra near-duplicates of training images."""
+    kept = fixed_train_subset(patient_ids, train_size)
+    inside = set(patient_ids[kept].tolist())
+    return np.flatnonzero([p not in inside for p in patient_ids.tolist()])

@@ -27,6 +27,7 @@ CacheDir = Annotated[Path, typer.Option(help="Stage cache (env CXRBENCH_CACHE)."
 GeneratorConfig = Annotated[Path | None, typer.Option(
     help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")]
 Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+Regime = Annotated[str | None, typer.Option(help="The task's regime to look at (default: its first, the scarce one).")]
 
 
 class Format(str, Enum):
@@ -54,14 +55,14 @@ def parse_ratios(value: str | None) -> list[float] | None:
 
 
 def show_result(result, fmt: Format) -> None:
-    from ..report import markdown, rich_table
+    from ..report import markdown, rich_report
 
     if fmt is Format.json:
         typer.echo(result.model_dump_json(indent=1))
     elif fmt is Format.markdown:
         typer.echo(markdown(result), nl=False)
     else:
-        console.print(rich_table(result))
+        console.print(rich_report(result))
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from .common import (
     DataRoot,
     Device,
     GeneratorConfig,
+    Regime,
     console,
     one_line_errors,
     read_generator_config,
@@ -23,6 +24,7 @@ def agreement(
     generator: Annotated[str, typer.Option("--generator", "-g", help="The generator to grade.")],
     task: Annotated[str, typer.Option(help="The task whose conditions it is asked for.")],
     seed: Annotated[int, typer.Option(help="Which seed's synthetic set to grade.")] = 0,
+    regime: Regime = None,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     generator_config: GeneratorConfig = None,
@@ -38,6 +40,7 @@ def agreement(
 
     with one_line_errors():
         config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, device=device,
+                           regimes=[regime] if regime else None,
                            generator_config=read_generator_config(generator_config))
         result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
     out = out or Path("results") / f"agreement_{task}_{generator}.json"
@@ -58,7 +61,7 @@ def review(
     task: Annotated[str, typer.Option(help="The task whose conditions it was asked for.")],
     reviewer: Annotated[str, typer.Option(help="Your name, recorded with each verdict.")] = "",
     feedback: Annotated[Path | None, typer.Option(help="JSONL file verdicts are appended to.")] = None,
-    train_size: Annotated[int | None, typer.Option(help="Real training images (as in the run).")] = None,
+    regime: Regime = None,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     generator_config: GeneratorConfig = None,
@@ -69,7 +72,8 @@ def review(
     from ..schemas import RunConfig
 
     with one_line_errors():
-        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, train_size=train_size,
+        config = RunConfig(tasks=[task], generators=[generator], data_root=data_root,
+                           regimes=[regime] if regime else None,
                            generator_config=read_generator_config(generator_config))
         set_dir = reviewed_set(task, generator, cache_dir, config)
     feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"

@@ -32,7 +32,10 @@ def run(
     suite: Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")] = "embedded",
     ratios: Annotated[str | None, typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
-    train_size: Annotated[int | None, typer.Option(help="Real training images (default: the task's).")] = None,
+    regimes: Annotated[str | None, typer.Option(help="The tasks' regimes to run, comma-separated, e.g. scarce "
+                                                    "(default: all of them).")] = None,
+    train_size: Annotated[int | None, typer.Option(help="Real training images, outside the protocol's regimes "
+                                                       "(instead of --regimes).")] = None,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
@@ -42,14 +45,15 @@ def run(
     generator_config: GeneratorConfig = None,
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
-    """Run generators on a suite's tasks and print Δ against the real-only baseline."""
+    """Run generators on a suite's tasks in every regime and print each comparison's verdict."""
     from ..registry import suite_tasks
     from ..runner import run as run_benchmark
     from ..schemas import RunConfig
 
     with one_line_errors():
         config = RunConfig(tasks=split_names(task) or suite_tasks(suite), generators=split_names(generator),
-                           ratios=parse_ratios(ratios), seeds=seeds, train_size=train_size, n_boot=n_boot,
+                           ratios=parse_ratios(ratios), seeds=seeds, regimes=split_names(regimes) or None,
+                           train_size=train_size, n_boot=n_boot,
                            data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"

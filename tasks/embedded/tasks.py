@@ -21,7 +21,7 @@ from cxrbench.schemas import TaskMeta
 from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
-from ..splits import SPLIT_RULE, fixed_train_subset, split_indices
+from ..splits import SPLIT_RULE, fixed_train_subset, outside_subset, split_indices
 from .phantom import FINDINGS, PhantomConfig, Population, patient_anatomy, render_conditions, simulate_population
 
 _SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
@@ -51,13 +51,21 @@ class _PhantomTask:
                                    seed=self.population_seed)
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
+        everything, rows = self._everything()
+        train = everything.subset(rows["train"])
+        train = train.subset(fixed_train_subset(train.patient_ids, train_size))
+        return Splits(train=train, val=everything.subset(rows["val"]), test=everything.subset(rows["test"]))
+
+    def pool(self, root: Path | None, *, train_size: int | None, cache_dir: Path | None = None) -> SampleSet:
+        everything, rows = self._everything()
+        train = everything.subset(rows["train"])
+        return train.subset(outside_subset(train.patient_ids, train_size))
+
+    def _everything(self) -> tuple[SampleSet, dict[str, np.ndarray]]:
         population = self._population
         everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
                                population.patient_ids, population.study_ids)
-        rows = split_indices(population.patient_ids)
-        train = everything.subset(rows["train"])
-        train = train.subset(fixed_train_subset(train.patient_ids, train_size or self.meta.default_train_size))
-        return Splits(train=train, val=everything.subset(rows["val"]), test=everything.subset(rows["test"]))
+        return everything, split_indices(population.patient_ids)
 
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Label conditions: new patients with exactly those findings. Mask conditions: a new study of
@@ -92,7 +100,8 @@ class PhantomClassification(_PhantomTask, ClassificationTask):
         name="phantom_cls", version="1", suite="embedded", kind="classification",
         labels=["cardiomegaly", "effusion", "consolidation", "pneumothorax"], metric="macro_f1", resolution=64,
         description="Multi-label findings on phantom chest radiographs (64x64).",
-        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=200, default_ratios=[1.0], default_seeds=5,
+        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 60, "full": 200},
+        default_ratios=[1.0], default_seeds=5,
     )
     phantom = PhantomConfig(size=64)
     prevalence = {"cardiomegaly": 0.3, "effusion": 0.3, "consolidation": 0.3, "pneumothorax": 0.3}
@@ -106,7 +115,8 @@ class PhantomSegmentation(_PhantomTask, SegmentationTask):
         name="phantom_seg", version="1", suite="embedded", kind="segmentation",
         labels=["pneumothorax"], metric="dice", resolution=64,
         description="Pneumothorax segmentation on phantom chest radiographs (64x64); Dice per image, empty-empty = 1.",
-        data_source=_SOURCE, split_rule=SPLIT_RULE, default_train_size=120, default_ratios=[2.0], default_seeds=5,
+        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 40, "full": 120},
+        default_ratios=[2.0], default_seeds=5,
     )
     phantom = PhantomConfig(size=64)
     prevalence = {"cardiomegaly": 0.3, "effusion": 0.3, "consolidation": 0.3, "pneumothorax": 0.6}

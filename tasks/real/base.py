@@ -19,7 +19,7 @@ from cxrbench.errors import DataError
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import TaskMeta
 
-from ..splits import fixed_train_subset, split_indices
+from ..splits import fixed_train_subset, outside_subset, split_indices
 from .pixels import PIXELS_STAGE, load_pixels
 from .studies import Study, file_identity
 
@@ -82,15 +82,27 @@ class RealTask:
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
-        studies = self.all_studies(root)
-        rows = split_indices([s.patient_id for s in studies])
-        train_rows = rows["train"]
-        patients = np.array([studies[r].patient_id for r in train_rows])
-        train_rows = train_rows[fixed_train_subset(patients, train_size or self.meta.default_train_size)]
+        studies, rows = self._split_studies(root)
+        train_rows = rows["train"][fixed_train_subset(self._patients(studies, rows["train"]), train_size)]
         parts = {name: self._sample_set([studies[r] for r in index], cache_dir)
                  for name, index in (("train", train_rows), ("val", rows["val"]), ("test", rows["test"]))}
         log.info("%s: %d train / %d val / %d test images", self.meta.name, *(len(p) for p in parts.values()))
         return Splits(**parts)
+
+    def pool(self, root: Path | None, *, train_size: int | None, cache_dir: Path | None = None) -> SampleSet:
+        studies, rows = self._split_studies(root)
+        pool_rows = rows["train"][outside_subset(self._patients(studies, rows["train"]), train_size)]
+        if not len(pool_rows):
+            return SampleSet.empty(self.meta.resolution, len(self.meta.labels), with_masks=self.with_masks())
+        return self._sample_set([studies[r] for r in pool_rows], cache_dir)
+
+    def _split_studies(self, root: Path | None) -> tuple[list[Study], dict[str, np.ndarray]]:
+        studies = self.all_studies(root)
+        return studies, split_indices([s.patient_id for s in studies])
+
+    @staticmethod
+    def _patients(studies: list[Study], rows: np.ndarray) -> np.ndarray:
+        return np.array([studies[r].patient_id for r in rows])
 
     def with_masks(self) -> bool:
         """Whether the task's samples carry masks (segmentation tasks; RSNA's boxes on request)."""

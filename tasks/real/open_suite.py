@@ -54,7 +54,7 @@ class PneumoniaKermany(RealTask, ClassificationTask):
         data_source="Kermany et al., Cell 2018, CC BY 4.0: https://data.mendeley.com/datasets/rscbjbr9sj "
                     "(`cxrbench data fetch pneumonia-kermany`).",
         split_rule=SPLIT_RULE + "; patient = personN / IM-XXXX / NORMAL2-IM-XXXX from the file name",
-        default_train_size=1000, default_ratios=[1.0], default_seeds=5,
+        regimes={"scarce": 100, "full": 1000}, default_ratios=[1.0], default_seeds=5,
     )
     folder = "pneumonia-kermany"
     layout = "any folder tree with NORMAL/ and PNEUMONIA/ folders of JPEGs, e.g. train/NORMAL/IM-0115-0001.jpeg"
@@ -93,7 +93,7 @@ class CovidLungSegmentation(RealTask, SegmentationTask):
                     "with the v7labs lung masks (CC BY 4.0, also in torchxrayvision's data/) "
                     "(`cxrbench data fetch covid-lungs`).",
         split_rule=SPLIT_RULE + "; patient = metadata.csv `patientid`",
-        default_train_size=None, default_ratios=[1.0], default_seeds=5,
+        regimes={"scarce": 30, "full": None}, default_ratios=[1.0], default_seeds=5,
     )
     folder = "covid-lungs"
     layout = "metadata.csv with columns image, mask, patientid; images/ and masks/ (masks the size of their images)"
