@@ -252,6 +252,30 @@ def combined_interval(
                             (delta - t_crit * se, delta + t_crit * se), p, mde)
 
 
+def verdict(
+    delta: float, p_corrected: float, alpha: float = 0.05
+) -> Literal["helps", "hurts", "no detectable difference"]:
+    """Three-way decision on one comparison from its multiplicity-corrected two-sided p.
+
+    "helps" if p_corrected < alpha and delta > 0, "hurts" if p_corrected < alpha and delta < 0,
+    otherwise "no detectable difference" (not evidence of equivalence: compare the MDE). This is
+    the standard directional reading of a two-sided test, each direction at level alpha/2, so the
+    chance of declaring either direction when there is no difference stays at most alpha; a
+    one-sided p could never call an arm harmful.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    if not 0 <= p_corrected <= 1:
+        raise ValueError(f"p_corrected must lie in [0, 1]; got {p_corrected}")
+    if not np.isfinite(delta):
+        raise ValueError(f"delta must be finite; got {delta}")
+    if p_corrected < alpha and delta > 0:
+        return "helps"
+    if p_corrected < alpha and delta < 0:
+        return "hurts"
+    return "no detectable difference"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One arm against the baseline over paired seeds.

@@ -1,4 +1,4 @@
-"""Tests for the primary analysis of cxrbench.stats: the combined interval of both noise sources."""
+"""Tests for the primary analysis of cxrbench.stats: combined interval and verdict."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from cxrbench.stats import (
     combined_interval,
     compare,
     patient_bootstrap_weights,
+    verdict,
 )
 
 # --- the primary numbers against an independent computation ----------------------------------
@@ -131,6 +132,22 @@ def test_primary_test_false_positive_rate_under_the_null() -> None:
     print(f"null: {rates}")
     # 0.05 plus three Monte-Carlo sds (0.007); not vacuously conservative either.
     assert 0.02 <= rates["rejected"] <= 0.07
+
+
+# --- verdict ---------------------------------------------------------------------------------
+
+
+def test_verdict_three_ways() -> None:
+    assert verdict(0.02, 0.01) == "helps"
+    assert verdict(-0.02, 0.01) == "hurts"
+    assert verdict(0.02, 0.2) == "no detectable difference"
+    assert verdict(-0.02, 0.05) == "no detectable difference"  # strict: p must be below alpha
+    assert verdict(0.02, 0.07, alpha=0.1) == "helps"
+    assert verdict(0.0, 0.0) == "no detectable difference"
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        verdict(0.1, 0.01, alpha=0.0)
+    with pytest.raises(ValueError, match=r"p_corrected must lie in \[0, 1\]"):
+        verdict(0.1, float("nan"))
 
 
 # --- degenerate input ------------------------------------------------------------------------
