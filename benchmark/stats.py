@@ -398,14 +398,28 @@ def compare(
     )
 
 
-def correct(p_values: Sequence[float], method: Literal["holm", "bonferroni"]) -> list[float]:
-    """Family-wise corrected p-values across all comparisons of one run (Holm or Bonferroni)."""
+def correct(
+    p_values: Sequence[float],
+    method: Literal["holm", "bonferroni"],
+    family_size: int | None = None,
+) -> list[float]:
+    """Family-wise corrected p-values across all comparisons of one run (Holm or Bonferroni).
+
+    `family_size` is the number of hypotheses in the family when only some of their p-values are
+    at hand (e.g. comparisons that could not be run): the missing ones count as p = 1, i.e. never
+    rejected, which keeps Holm and Bonferroni valid for the whole family. Default: len(p_values).
+    """
     if method not in _PINGOUIN_METHODS:
         raise ValueError(f"method must be one of {sorted(_PINGOUIN_METHODS)}; got {method!r}")
     p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    if family_size is not None and family_size < p.size:
+        raise ValueError(
+            f"family_size ({family_size}) must be at least the number of p-values ({p.size})"
+        )
     if p.size == 0:
         return []
     if not np.all((p >= 0) & (p <= 1)):
         raise ValueError(f"p-values must lie in [0, 1]; got {p.tolist()}")
-    _, corrected = pingouin.multicomp(p, method=_PINGOUIN_METHODS[method])
-    return [float(x) for x in corrected]
+    padded = np.concatenate([p, np.ones((family_size or p.size) - p.size)])
+    _, corrected = pingouin.multicomp(padded, method=_PINGOUIN_METHODS[method])
+    return [float(x) for x in corrected[: p.size]]

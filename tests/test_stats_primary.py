@@ -1,10 +1,12 @@
-"""Tests for the primary analysis of cxrbench.stats: combined interval and verdict."""
+"""Tests for the primary analysis of cxrbench.stats: combined interval, verdict, family-size correction."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
+import pingouin
 import pytest
 from scipy import stats as sps
 
@@ -13,6 +15,7 @@ from cxrbench.stats import (
     MeanOfCases,
     combined_interval,
     compare,
+    correct,
     patient_bootstrap_weights,
     verdict,
 )
@@ -148,6 +151,26 @@ def test_verdict_three_ways() -> None:
         verdict(0.1, 0.01, alpha=0.0)
     with pytest.raises(ValueError, match=r"p_corrected must lie in \[0, 1\]"):
         verdict(0.1, float("nan"))
+
+
+# --- correction over a family larger than the p-values at hand -------------------------------
+
+
+@pytest.mark.parametrize(("method", "pg_method"), [("holm", "holm"), ("bonferroni", "bonf")])
+def test_correct_with_family_size_pads_with_ones(method: Literal["holm", "bonferroni"], pg_method: str) -> None:
+    p = [0.01, 0.004, 0.03]
+    _, expected = pingouin.multicomp(np.array([*p, 1.0, 1.0]), method=pg_method)
+    assert correct(p, method, family_size=5) == pytest.approx(expected[:3].tolist(), abs=1e-15)
+    assert correct(p, method, family_size=3) == correct(p, method)
+    assert correct([], method, family_size=4) == []
+
+
+def test_correct_with_family_size_by_hand() -> None:
+    assert correct([0.01, 0.004], "bonferroni", family_size=4) == pytest.approx([0.04, 0.016])
+    # Holm over 4: 0.004 * 4, then max(0.016, 0.01 * 3).
+    assert correct([0.01, 0.004], "holm", family_size=4) == pytest.approx([0.03, 0.016])
+    with pytest.raises(ValueError, match=r"family_size \(2\) must be at least the number of p-values \(3\)"):
+        correct([0.1, 0.2, 0.3], "holm", family_size=2)
 
 
 # --- degenerate input ------------------------------------------------------------------------
