@@ -221,7 +221,7 @@ def combined_interval(
     patient-bootstrap replicates of the mean-over-seeds difference (test-set sampling, n_patients - 1
     df) are independent, so their sum is the variance of Δ; with two variance estimates of different
     df the reference t distribution takes the Welch-Satterthwaite df. A component that is exactly 0
-    adds no df term. When both are 0 the test is degenerate, as for today's seed t-test: the
+    adds no df term. When both are 0 the test is degenerate, handled as the seed t-test is: the
     interval is (Δ, Δ), p is 0 if Δ ≠ 0 else 1, mde is 0, and df is reported as
     (n_seeds - 1) + (n_patients - 1), the largest value the formula can take, only to stay finite.
     """
