@@ -197,7 +197,8 @@ def test_zero_variance_differences_give_degenerate_results_without_nan(
     assert result.p_value == p_expected
     assert result.t_stat == t_expected
     numbers = [result.arm_mean, result.baseline_mean, result.delta, result.p_value,
-               *result.t_ci, *result.boot_ci]
+               *result.t_ci, *result.boot_ci, result.se_seeds, result.se_patients, result.df,
+               *result.primary_ci, result.primary_p, result.mde]
     assert not any(math.isnan(x) for x in numbers)
 
 
