@@ -23,14 +23,18 @@ def _scores(result):
 
 def test_result_has_every_arm_and_corrected_p_values(tiny_run):
     _, _, result = tiny_run
-    assert [t.task.name for t in result.tasks] == ["phantom_cls", "phantom_seg"]
+    assert [(t.task.name, t.regime) for t in result.tasks] == [("phantom_cls", "n24"), ("phantom_seg", "n24")]
     comparisons = [c for t in result.tasks for c in t.comparisons]
     assert {(c.generator, c.ratio) for c in comparisons} == {("oracle", 0.5), ("noise", 0.5)}
-    m = len(comparisons)
+    # Off-protocol (a custom size and ratio): each generator's family is its 4 protocol comparisons, all
+    # missing (p = 1), plus the 2 it ran; the run says so.
+    assert {g: len(m) for g, m in result.incomplete.items()} == {"oracle": 4, "noise": 4}
     for c in comparisons:
-        assert c.p_value <= c.p_holm <= c.p_bonferroni == pytest.approx(min(1.0, c.p_value * m))
-        assert c.t_ci[0] <= c.delta <= c.t_ci[1]
-        assert c.n_seeds == TINY["seeds"]
+        assert c.family_size == 6
+        assert c.p <= c.p_holm <= c.p_bonferroni == pytest.approx(min(1.0, c.p * 6))
+        assert c.ci[0] <= c.delta <= c.ci[1] and c.t_ci[0] <= c.delta <= c.t_ci[1]
+        assert c.verdict == ("no detectable difference" if c.p_holm >= 0.05 else "helps" if c.delta > 0 else "hurts")
+        assert c.mde > 0 and c.n_seeds == TINY["seeds"]
     for task in result.tasks:
         assert task.n_train_real == TINY["train_size"]
         for arm in task.arms:
