@@ -40,7 +40,8 @@ def _title(task: TaskResult) -> str:
 
 
 def _terminal_table(task: TaskResult) -> Table:
-    table = Table(title=_title(task), box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title_justify="left")
+    table = Table(title=_title(task), box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False,
+                  title_justify="left")
     for column in ("arm", "vs", "Δ", "95% CI", "p Holm", "verdict"):
         table.add_column(column, justify="left" if column in ("arm", "vs", "verdict") else "right", no_wrap=True)
     for c in task.comparisons:
@@ -58,7 +59,8 @@ def rich_report(result: RunResult) -> Group:
              "numbers: --format markdown or json."]
     notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
               for generator, members in result.incomplete.items()]
-    return Group(*map(_terminal_table, result.tasks), *(Text(note, style="dim") for note in notes))
+    tables = [part for task in result.tasks for part in (_terminal_table(task), Text(""))]
+    return Group(*tables, *(Text(note, style="dim") for note in notes))
 
 
 def rows(result: RunResult) -> list[list[str]]:

@@ -28,6 +28,8 @@ def test_list_shows_tasks_and_generators():
     (["--generator", "oracle", "--ratios", "-1"], "ratios must be positive"),
     (["--generator", "oracle", "--ratios", "one"], "comma-separated numbers"),
     (["--generator", "oracle", "--seeds", "1"], "invalid setting seeds: Input should be greater than or equal to 2"),
+    (["--generator", "oracle", "--regimes", "huge"], "task phantom_cls has no regime 'huge'"),
+    (["--generator", "oracle", "--regimes", "full", "--train-size", "30"], "regimes or a train size, not both"),
 ])
 def test_bad_run_settings_fail_in_one_line(args, message, tmp_path):
     result = _invoke("run", *args, "--cache-dir", str(tmp_path))
@@ -46,9 +48,12 @@ def test_unwritable_cache_directory_fails_in_one_line(tmp_path):
 
 def test_report_rejects_files_that_are_not_results(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"schema_version": "1"}))
+    bad.write_text(json.dumps({"schema_version": "2"}))
     rejected = _invoke("report", str(bad))
     assert rejected.exit_code == 2 and f"{bad} is not a cxrbench result: field protocol_version" in rejected.output
+    bad.write_text(json.dumps({"schema_version": "1"}))
+    old = _invoke("report", str(bad))
+    assert old.exit_code == 2 and "is a result of schema 1 (this cxrbench reads schema 2, protocol 2)" in old.output
     missing = _invoke("report", str(tmp_path / "missing.json"))
     assert missing.exit_code == 2 and f"cannot read {tmp_path / 'missing.json'}" in missing.output
 
@@ -59,10 +64,29 @@ def test_report_prints_markdown_json_and_table(tiny_run, tmp_path):
     path.write_text(result.model_dump_json())
     markdown = _invoke("report", str(path), "--format", "markdown")
     assert markdown.exit_code == 0
-    assert markdown.output.startswith("| task |") and markdown.output.count("oracle") == 2
+    assert markdown.output.startswith("| task | regime |") and markdown.output.count("| oracle |") == 2
+    assert "Incomplete: `oracle` lacks phantom_cls/full ratio 1 vs real_only" in markdown.output
     as_json = json.loads(_invoke("report", str(path), "--format", "json").output)
-    assert as_json["schema_version"] == "1"
-    assert "p Holm" in _invoke("report", str(path)).output
+    assert as_json["schema_version"] == "2"
+
+
+def test_the_terminal_report_fits_80_columns_with_the_verdict_up_front(tiny_run):
+    """Secondary numbers live in markdown/json: in 80 columns nothing wraps into fragments."""
+    from rich.console import Console
+
+    from cxrbench.report import rich_report
+
+    _, _, result = tiny_run
+    console = Console(width=80, record=True)
+    console.print(rich_report(result))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    rows = [line for line in lines if line.startswith(("oracle", "noise"))]
+    assert len(rows) == 4 and max(map(len, lines)) <= 80
+    header = next(line for line in lines if line.startswith("arm"))
+    assert header.split() == ["arm", "vs", "Δ", "95%", "CI", "p", "Holm", "verdict"]
+    for row in rows:
+        assert row.split()[-1] in ("helps", "hurts") or "n.d. (MDE" in row
+    assert "phantom_seg · n24 (24 real) · dice" in "\n".join(lines)
 
 
 def test_a_generator_that_serves_no_task_of_the_run_is_an_error(tmp_path):

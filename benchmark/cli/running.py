@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -99,12 +100,20 @@ def report(
     fmt: Annotated[Format, typer.Option("--format", help="table, json or markdown.")] = Format.table,
 ) -> None:
     """Print a stored result."""
+    from ..protocol import PROTOCOL_VERSION, RESULT_SCHEMA_VERSION
     from ..schemas import RunResult
 
     try:
         text = path.read_text()
     except OSError as error:
         fail(f"cannot read {path}: {error.strerror or error}")
+    try:
+        version = json.loads(text).get("schema_version")
+    except (ValueError, AttributeError):
+        version = None
+    if version is not None and version != RESULT_SCHEMA_VERSION:
+        fail(f"{path} is a result of schema {version} (this cxrbench reads schema {RESULT_SCHEMA_VERSION}, protocol "
+             f"{PROTOCOL_VERSION}): rerun it with this cxrbench, whose cache keeps what did not change")
     try:
         result = RunResult.model_validate_json(text)
     except ValidationError as error:
