@@ -17,8 +17,10 @@ from .stats import CaseMetric, Comparison, compare, correct
 from .task import Predictions, Task
 
 METHODS = {
-    "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val); "
-             "segmentation mean per-image Dice (MONAI DiceMetric, empty target and prediction = 1)",
+    "score": "per seed: classification macro F1 over labels (per-label threshold maximising F1 on val; a "
+             "single-label task: macro F1 of its two classes, the label and its absence); segmentation mean "
+             "per-image Dice (MONAI DiceMetric, empty target and prediction = 1) after a threshold and minimum "
+             "area chosen on val",
     "delta": "mean over seeds of (arm - reference) with the same seeds; the reference is real_only, and for a "
              "generator also every baseline (e.g. classic_aug) run at the same ratio, and the generator it is a "
              "variant of (e.g. ldm_mask for ldm_mask_proxy)",
@@ -85,9 +87,10 @@ class _Pair:
 def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
     metrics, seeds = [], []
     for seed, cell, predictions in arm.seeds:
-        metric, per_label = task.case_metric(predictions, splits)
-        metrics.append(metric)
-        seeds.append(SeedScore(seed=seed, score=metric.value(), per_label=per_label, cell=cell))
+        scores = task.case_metric(predictions, splits)
+        metrics.append(scores.metric)
+        seeds.append(SeedScore(seed=seed, score=scores.metric.value(), per_label=scores.per_label,
+                               secondary=scores.secondary, cell=cell))
     scores = np.array([s.score for s in seeds])
     result = ArmResult(generator=arm.generator, generator_revision=arm.revision, ratio=arm.ratio,
                        n_real=len(splits.train), n_synthetic=arm.n_synthetic, seeds=seeds,
