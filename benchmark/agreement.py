@@ -63,8 +63,8 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
         return Splits(real.train, real.val, test)
 
     def score(predictions: Predictions, test: SampleSet) -> tuple[float, dict[str, float]]:
-        metric, per_label = task.case_metric(predictions, graded(test))
-        return metric.value(), per_label
+        scores = task.case_metric(predictions, graded(test))
+        return scores.metric.value(), scores.per_label
 
     real_test, _ = score(task.predict(judge, graded(real.test), device=device), real.test)
     on_synthetic = task.predict(judge, graded(synthetic), device=device)  # the shuffled requests: same images

@@ -97,6 +97,7 @@ class SeedScore(BaseModel):
     seed: int
     score: float
     per_label: dict[str, float] = Field(default_factory=dict)
+    secondary: dict[str, float] = Field(default_factory=dict)
     cell: str = Field(description="Cache key of the downstream cell holding the per-case predictions.")
 
 

@@ -100,9 +100,10 @@ class _Pair:
 def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
     metrics, seeds = [], []
     for seed, cell, predictions in arm.seeds:
-        metric, per_label = task.case_metric(predictions, splits)
-        metrics.append(metric)
-        seeds.append(SeedScore(seed=seed, score=metric.value(), per_label=per_label, cell=cell))
+        test_scores = task.case_metric(predictions, splits)
+        metrics.append(test_scores.metric)
+        seeds.append(SeedScore(seed=seed, score=test_scores.metric.value(), per_label=test_scores.per_label,
+                               secondary=test_scores.secondary, cell=cell))
     scores = np.array([s.score for s in seeds])
     result = ArmResult(generator=arm.generator, generator_revision=arm.revision, ratio=arm.ratio,
                        n_real=len(splits.train), n_synthetic=arm.n_synthetic, seeds=seeds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +16,22 @@ from .stats import CaseMetric
 
 Predictions = dict[str, np.ndarray]
 """What a downstream model leaves behind: arrays named by split (e.g. 'val_prob', 'test_prob', 'test_mask')."""
+
+
+@dataclass(frozen=True)
+class TestScores:
+    """A seed's test scores, as a task's `case_metric` computes them from its stored predictions."""
+
+    __test__: ClassVar[bool] = False  # a name pytest would otherwise try to collect
+
+    metric: CaseMetric
+    """The score as a case metric the statistics resample by patient."""
+    per_label: dict[str, float]
+    """The score per label (for a single-label classification task: per class)."""
+    secondary: dict[str, float] = field(default_factory=dict)
+    """Descriptive numbers beside the score (e.g. AUROC; Dice on positive images); a key is omitted where the
+    number is undefined on this test set, never NaN."""
+
 
 DownstreamModel = Any
 """The task's downstream model as its recipe builds it: a torch module, so that its weights can be saved and loaded.
@@ -78,8 +95,8 @@ class Task(ABC):
         return self.predict(self.train_model(train, seed=seed, device=device), splits, device=device)
 
     @abstractmethod
-    def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
-        """The test score as a case metric the statistics can resample, and the score per label."""
+    def case_metric(self, predictions: Predictions, splits: Splits) -> TestScores:
+        """The test score as a case metric the statistics can resample, the score per label, secondary numbers."""
 
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Fresh images from the true data generator; only simulated suites can do this (the oracle)."""

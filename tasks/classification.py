@@ -1,4 +1,9 @@
-"""What every classification task shares: label conditions, the classifier recipe, macro F1 on test."""
+"""What every classification task shares: label conditions, the classifier recipe, macro F1 on test.
+
+Macro F1 averages the F1 of each label's positive class over the labels. A single-label task (e.g.
+pneumonia vs normal) has two classes, the label and its absence, and scores the macro F1 of both:
+the F1 of its positive class alone rewards predicting the majority class where most images are positive.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import numpy as np
 
 from cxrbench.conditions import Condition, LabelCondition
 from cxrbench.samples import SampleSet, Splits
-from cxrbench.stats import CaseMetric, MacroF1
-from cxrbench.task import DownstreamModel, Predictions, Task
+from cxrbench.stats import MacroF1
+from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
 
 from .downstream.classifier import ClassifierName, build_classifier, fit_classifier
 from .downstream.metrics import val_thresholds
@@ -28,7 +33,21 @@ class ClassificationTask(Task):
         return [LabelCondition(labels={k: int(v) for k, v in zip(names, train.labels[r])}) for r in rows]
 
     def recipe(self) -> dict[str, Any]:
-        return {"model": self.model, "schedule": self.schedule.__dict__, "threshold": "max F1 on val, per label"}
+        return {"model": self.model, "schedule": self.schedule.__dict__,
+                "threshold": "per label, the val probability t maximising F1 = 2TP / (2TP + FP + FN) of prob >= t on "
+                             "val, compared exactly; ties to the lowest t",
+                "metric": self.metric_text()}
+
+    def metric_text(self) -> str:
+        if len(self.meta.labels) == 1:
+            return (f"macro F1 of the two classes {self.class_names()[0]!r} and {self.class_names()[1]!r} "
+                    "(each class's F1, averaged)")
+        return "macro F1: the mean over labels of each label's positive-class F1"
+
+    def class_names(self) -> list[str]:
+        """The columns the score averages: the labels, or for a single label the label and its absence."""
+        labels = list(self.meta.labels)
+        return labels + [f"no {labels[0]}"] if len(labels) == 1 else labels
 
     def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
         return fit_classifier(train.images, train.labels, model=self.model, schedule=self.schedule, seed=seed,
@@ -49,7 +68,23 @@ class ClassificationTask(Task):
         requested = np.array([[c.labels.get(name, 0) for name in self.meta.labels] for c in conditions], dtype=bool)
         return np.where(requested, probabilities, 1 - probabilities).mean(axis=1).astype(np.float64)
 
-    def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
+    def case_metric(self, predictions: Predictions, splits: Splits) -> TestScores:
+        """Macro F1 at the val thresholds (see `metric_text`), F1 per class; secondary: `auroc` (sklearn's
+        roc_auc_score of the test probabilities, macro over the labels with both classes on test; omitted if none)."""
         thresholds = val_thresholds(predictions["val_prob"], splits.val.labels)
-        metric = MacroF1(predictions["test_prob"] >= thresholds, splits.test.labels.astype(bool))
-        return metric, dict(zip(self.meta.labels, map(float, metric.per_label())))
+        pred, target = predictions["test_prob"] >= thresholds, splits.test.labels.astype(bool)
+        if pred.shape[1] == 1:
+            pred, target = np.concatenate([pred, ~pred], axis=1), np.concatenate([target, ~target], axis=1)
+        metric = MacroF1(pred, target)
+        per_label = dict(zip(self.class_names(), map(float, metric.per_label()), strict=True))
+        return TestScores(metric, per_label, _auroc(predictions["test_prob"], splits.test.labels))
+
+
+def _auroc(prob: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """{"auroc": mean AUROC over the labels with both classes in `target`}, or {} where no label has both."""
+    from sklearn.metrics import roc_auc_score
+
+    both = [k for k in range(target.shape[1]) if 0 < target[:, k].sum() < len(target)]
+    if not both:
+        return {}
+    return {"auroc": float(np.mean([roc_auc_score(target[:, k], prob[:, k]) for k in both]))}

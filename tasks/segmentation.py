@@ -9,11 +9,12 @@ import numpy as np
 from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.geometry import apply_affine, random_affine
 from cxrbench.samples import SampleSet, Splits
-from cxrbench.stats import CaseMetric, MeanOfCases
-from cxrbench.task import DownstreamModel, Predictions, Task
+from cxrbench.stats import MeanOfCases
+from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
 
 from .downstream.metrics import dice_per_image
-from .downstream.segmenter import build_segmenter, fit_segmenter, predict_masks
+from .downstream.postprocess import MIN_AREAS_64, THRESHOLDS, TIE_DECIMALS, choose_postprocess, min_areas
+from .downstream.segmenter import build_segmenter, fit_segmenter, predict_masks, predict_probabilities
 from .downstream.training import Schedule
 
 
@@ -38,7 +39,14 @@ class SegmentationTask(Task):
 
     def recipe(self) -> dict[str, Any]:
         return {"model": "monai.UNet", "channels": list(self.channels), "loss": "DiceLoss(batch=True)",
-                "schedule": self.schedule.__dict__, "threshold": 0.5}
+                "schedule": self.schedule.__dict__,
+                "postprocess": {
+                    "rule": "threshold (pixel predicted where sigmoid > threshold) and min_area (a mask with fewer "
+                            "predicted pixels is emptied) chosen on val by the highest mean per-image Dice; ties "
+                            f"(means rounded to {TIE_DECIMALS} decimals) to the lower threshold, then the smaller "
+                            "area; applied to test",
+                    "thresholds": list(THRESHOLDS), "min_areas_at_64px": list(MIN_AREAS_64),
+                    "min_areas": list(min_areas(self.meta.resolution))}}
 
     def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
         if train.masks is None:
@@ -50,16 +58,36 @@ class SegmentationTask(Task):
         return build_segmenter(self.channels)
 
     def predict(self, model: DownstreamModel, splits: Splits, *, device: str) -> Predictions:
-        """Test masks only: the threshold is fixed, so val has nothing to choose."""
-        return {"test_mask": predict_masks(model, splits.test.images, device=device)}
+        """Post-processed test masks and the post-processing (threshold, min_area) chosen on val.
+
+        Probabilities are not stored (submissions carry the predictions): `postprocess` is [threshold, min_area]."""
+        if splits.val.masks is None:
+            raise ValueError(f"task {self.meta.name}: validation split has no masks")
+        chosen = choose_postprocess(predict_probabilities(model, splits.val.images, device=device), splits.val.masks,
+                                    self.meta.resolution)
+        return {"test_mask": chosen.apply(predict_probabilities(model, splits.test.images, device=device)),
+                "postprocess": chosen.as_array()}
 
     def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
                          device: str) -> np.ndarray:
-        """Dice between the predicted mask and the requested one (both empty: 1)."""
+        """Dice between the predicted mask and the requested one (both empty: 1).
+
+        Masks at the fixed threshold 0.5 with no minimum area (not the val-chosen post-processing of `predict`):
+        the proxy and the judge grade images one by one, with no val split of their own to choose on."""
         requested = np.stack([np.asarray(c.mask, dtype=bool) for c in conditions])
         return dice_per_image(predict_masks(model, images, device=device), requested)
 
-    def case_metric(self, predictions: Predictions, splits: Splits) -> tuple[CaseMetric, dict[str, float]]:
-        dice = dice_per_image(predictions["test_mask"], splits.test.masks)
+    def case_metric(self, predictions: Predictions, splits: Splits) -> TestScores:
+        """Mean per-image Dice; secondary: `dice_positive` (mean Dice over test images with a finding) and
+        `fp_rate_empty` (share of finding-free test images with any predicted pixel), each omitted where it has
+        no images."""
+        pred, target = predictions["test_mask"], splits.test.masks
+        dice = dice_per_image(pred, target)
         metric = MeanOfCases(dice)
-        return metric, {self.meta.labels[0]: metric.value()}
+        positive = target.reshape(len(target), -1).any(axis=1)
+        secondary = {}
+        if positive.any():
+            secondary["dice_positive"] = float(dice[positive].mean())
+        if not positive.all():
+            secondary["fp_rate_empty"] = float(pred[~positive].reshape((~positive).sum(), -1).any(axis=1).mean())
+        return TestScores(metric, {self.meta.labels[0]: metric.value()}, secondary)

@@ -44,8 +44,8 @@ def test_the_judge_is_trained_with_its_own_seed_not_a_run_seed(cache_root, monke
     splits = load_splits("phantom_cls", None, None)
 
     def real_test(seed: int) -> float:
-        metric, _ = task.case_metric(task.train_and_predict(splits.train, splits, seed=seed, device="cpu"), splits)
-        return metric.value()
+        scores = task.case_metric(task.train_and_predict(splits.train, splits, seed=seed, device="cpu"), splits)
+        return scores.metric.value()
 
     assert real_test(result.judge_seed) == pytest.approx(result.real_test, abs=1e-12)
     assert result.judge_seed not in range(task.meta.default_seeds)

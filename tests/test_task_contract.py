@@ -54,5 +54,7 @@ def test_predictions_are_what_the_case_metric_reads():
     splits = task.load(None, train_size=16)
     predictions = task.predict(Threshold(), splits, device="cpu")
     assert predictions["test_mask"].shape == splits.test.masks.shape
-    metric, per_label = task.case_metric(predictions, splits)
-    assert 0 <= metric.value() <= 1 and list(per_label) == task.meta.labels
+    assert predictions["test_mask"].dtype == bool and set(predictions) == {"test_mask", "postprocess"}
+    scores = task.case_metric(predictions, splits)
+    assert 0 <= scores.metric.value() <= 1 and list(scores.per_label) == task.meta.labels
+    assert set(scores.secondary) == {"dice_positive", "fp_rate_empty"}

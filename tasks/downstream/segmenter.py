@@ -1,4 +1,4 @@
-"""Segmentation recipe: MONAI's UNet with a batch Dice loss, masks thresholded at 0.5."""
+"""Segmentation recipe: MONAI's UNet with a batch Dice loss; its sigmoid probabilities, or masks at 0.5."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def fit_segmenter(images: np.ndarray, masks: np.ndarray, *, channels: tuple[int,
     return net
 
 
+def predict_probabilities(net, images: np.ndarray, *, device: str) -> np.ndarray:
+    """The segmenter's sigmoid output (N, H, W), float32."""
+    return predict(net, images[:, None], device=device)[:, 0]
+
+
 def predict_masks(net, images: np.ndarray, *, device: str) -> np.ndarray:
-    """Boolean masks (N, H, W): the segmenter's sigmoid output above 0.5."""
-    return predict(net, images[:, None], device=device)[:, 0] > 0.5
+    """Boolean masks (N, H, W): the segmenter's sigmoid output above 0.5 (no minimum area)."""
+    return predict_probabilities(net, images, device=device) > 0.5

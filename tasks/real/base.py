@@ -44,6 +44,9 @@ class RealTask:
     """The dataset's folder name under the data root."""
     layout: ClassVar[str]
     """What the folder must contain, for the error a missing copy gets."""
+    data_version: ClassVar[str] = "1"
+    """The version of the data alone (bumped when loading or preprocessing changes), so that a new recipe
+    (meta.version) keeps generator fits cached; the recipe enters every downstream cell's key itself."""
 
     @abstractmethod
     def studies(self, folder: Path) -> list[Study]:
@@ -77,7 +80,7 @@ class RealTask:
 
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
         files = "\n".join(file_identity(s) for s in self.all_studies(root))
-        return {"task": self.meta.name, "version": self.meta.version, "resolution": self.meta.resolution,
+        return {"task": self.meta.name, "version": self.data_version, "resolution": self.meta.resolution,
                 "settings": self.settings(), "pixels": PIXELS_STAGE,
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
 

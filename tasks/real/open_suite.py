@@ -48,9 +48,10 @@ def kermany_patient(path: Path) -> tuple[str, str]:
 
 class PneumoniaKermany(RealTask, ClassificationTask):
     meta = TaskMeta(
-        name="pneumonia_cls", version="1", suite="open", kind="classification", labels=["pneumonia"],
+        name="pneumonia_cls", version="2", suite="open", kind="classification", labels=["pneumonia"],
         metric="macro_f1", resolution=64,
-        description="Paediatric pneumonia vs normal (Kermany 2018), 64x64; F1 of the pneumonia label.",
+        description="Paediatric pneumonia vs normal (Kermany 2018), 64x64; macro F1 of the two classes (pneumonia, "
+                    "no pneumonia).",
         data_source="Kermany et al., Cell 2018, CC BY 4.0: https://data.mendeley.com/datasets/rscbjbr9sj "
                     "(`cxrbench data fetch pneumonia-kermany`).",
         split_rule=SPLIT_RULE + "; patient = personN / IM-XXXX / NORMAL2-IM-XXXX from the file name",
@@ -86,9 +87,10 @@ class PneumoniaKermany(RealTask, ClassificationTask):
 
 class CovidLungSegmentation(RealTask, SegmentationTask):
     meta = TaskMeta(
-        name="covid_lung_seg", version="1", suite="open", kind="segmentation", labels=["lung"], metric="dice",
+        name="covid_lung_seg", version="2", suite="open", kind="segmentation", labels=["lung"], metric="dice",
         resolution=64,
-        description="Lung segmentation on frontal COVID-19 X-rays with v7labs masks, 64x64; Dice per image.",
+        description="Lung segmentation on frontal COVID-19 X-rays with v7labs masks, 64x64; mean Dice per image, "
+                    "threshold and minimum area chosen on val.",
         data_source="Cohen et al. COVID-19 image data collection (https://github.com/ieee8023/covid-chestxray-dataset) "
                     "with the v7labs lung masks (CC BY 4.0, also in torchxrayvision's data/) "
                     "(`cxrbench data fetch covid-lungs`).",
