@@ -1,4 +1,4 @@
-"""The leaderboard's data: one row per (suite, task, generator, ratio, reference) from `submissions/`.
+"""The leaderboard's data: one row per (suite, task, regime, generator, ratio, reference) from `submissions/`.
 
 Reads submission files only (through cxrbench's schemas), never model code: what CI validated is
 what is shown. Per-seed scores and the generator cards are kept beside the table for the app.
@@ -22,10 +22,10 @@ from cxrbench.submission import (
     task_files,
 )
 
-COLUMNS = ["suite", "task", "metric", "generator", "role", "conditioning", "ratio", "reference", "delta",
-           "t_ci_low", "t_ci_high", "boot_ci_low", "boot_ci_high", "p_value", "p_holm", "p_bonferroni",
-           "reference_score", "arm_score", "arm_std", "n_seeds", "verified", "date", "revision",
-           "generator_revision"]
+COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
+           "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
+           "boot_ci_low", "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds",
+           "verified", "date", "revision", "generator_revision"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,13 @@ def _rows(entry: Entry) -> list[dict]:
         role = next(m.role for m in sub.generators if m.name == sub.generator)
         for c in sub.result.comparisons:
             rows.append({
-                "suite": sub.suite, "task": sub.task, "metric": sub.result.task.metric, "generator": sub.generator,
-                "role": role, "conditioning": ",".join(card.conditioning), "ratio": c.ratio, "reference": c.reference,
-                "delta": c.delta, "t_ci_low": c.t_ci[0], "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0],
-                "boot_ci_high": c.boot_ci[1], "p_value": c.p_value, "p_holm": c.p_holm,
-                "p_bonferroni": c.p_bonferroni, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
+                "suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "n_real": sub.result.n_train_real,
+                "metric": sub.result.task.metric, "generator": sub.generator, "role": role,
+                "conditioning": ",".join(card.conditioning), "ratio": c.ratio, "reference": c.reference,
+                "delta": c.delta, "verdict": c.verdict, "ci_low": c.ci[0], "ci_high": c.ci[1], "p": c.p,
+                "p_holm": c.p_holm, "p_bonferroni": c.p_bonferroni, "mde": c.mde, "t_ci_low": c.t_ci[0],
+                "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0], "boot_ci_high": c.boot_ci[1],
+                "p_t_greater": c.p_t_greater, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
                 "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, "verified": sub.verified,
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
@@ -80,19 +82,19 @@ def _rows(entry: Entry) -> list[dict]:
 
 
 def build_table(root: Path) -> pd.DataFrame:
-    """The leaderboard table: one row per (suite, task, generator, ratio, reference) comparison."""
+    """The leaderboard table: one row per (suite, task, regime, generator, ratio, reference) comparison."""
     rows = [row for entry in load_entries(root) for row in _rows(entry)]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
-    return table.sort_values(["suite", "task", "reference", "delta"], ascending=[True, True, True, False],
-                             ignore_index=True)
+    return table.sort_values(["suite", "task", "regime", "reference", "delta"],
+                             ascending=[True, True, True, True, False], ignore_index=True)
 
 
 def seed_scores(entry: Entry) -> pd.DataFrame:
     """Per-seed scores of the generator's arms and of the arms they were compared with."""
-    rows = [{"suite": sub.suite, "task": sub.task, "arm": arm.generator, "ratio": arm.ratio, "seed": s.seed,
-             "score": s.score}
+    rows = [{"suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "arm": arm.generator,
+             "ratio": arm.ratio, "seed": s.seed, "score": s.score}
             for sub in entry.tasks for arm in [sub.result.baseline, *sub.result.arms] for s in arm.seeds]
     return pd.DataFrame(rows)
 

@@ -15,7 +15,7 @@ from cxrbench.conditions import LabelCondition, MaskCondition
 from cxrbench.fitting import ready_generator
 from cxrbench.generators.ldm.proxy import Proxy, train_proxy
 from cxrbench.generators.ldm.selection import rejection_sample
-from cxrbench.plan import first_ratio_cell, plan_task
+from cxrbench.plan import first_ratio_cell, first_regime_plan
 from cxrbench.protocol import JUDGE_SEED, PROXY_SEED
 from cxrbench.registry import generator_class, get_task
 from cxrbench.samples import SampleSet, Splits
@@ -67,7 +67,7 @@ def refined(tmp_path_factory):
                        generator_config={"ldm_mask_proxy": TINY_PROXY})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(PhantomSegmentation, "load", _poisoned(PhantomSegmentation.load))
-        plan = plan_task("phantom_seg", config)
+        plan = first_regime_plan("phantom_seg", config)
         _, cell = first_ratio_cell(plan, "ldm_mask_proxy", 0)
         cache = Cache(tmp_path_factory.mktemp("proxy-cache"))
         synthetic_set(cell, cache, plan.splits)
@@ -161,12 +161,12 @@ def test_a_variant_is_compared_with_the_generator_it_refines(monkeypatch):
     task = get_task("phantom_seg")
     splits = task.load(None, train_size=16)
 
-    def arm(name: str, ratio: float, role: str, variant_of: str | None = None) -> scoring.ArmPredictions:
-        return scoring.ArmPredictions(name, "-", role, ratio, 8, [], variant_of=variant_of)
+    def arm(name: str, ratio: float) -> scoring.ArmPredictions:
+        return scoring.ArmPredictions(generator_class(name).meta, "-", ratio, 8, [])
 
-    arms = [arm("ldm_mask_proxy", 2.0, "generator", "ldm_mask"), arm("ldm_mask", 2.0, "generator")]
-    item = scoring.TaskPredictions(task, splits, arm("real_only", 0.0, "baseline"), arms, [])
-    (result,) = scoring.score_predictions([item], n_boot=100)
+    arms = [arm("ldm_mask_proxy", 2.0), arm("ldm_mask", 2.0)]
+    item = scoring.TaskPredictions(task, "scarce", splits, arm("real_only", 0.0), arms, [])
+    (result,) = scoring.score_predictions([item], n_boot=100).tasks
     pairs = {(c.generator, c.reference): round(c.delta, 6) for c in result.comparisons}
     assert pairs == {("ldm_mask_proxy", "real_only"): 0.2, ("ldm_mask_proxy", "ldm_mask"): 0.1,
                      ("ldm_mask", "real_only"): 0.1}

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from cxrbench.cache import Cache
 from cxrbench.cell import synthetic_set
 from cxrbench.feedback import FeedbackRecord, append_feedback, now, read_feedback
-from cxrbench.plan import first_ratio_cell, plan_task
+from cxrbench.plan import first_ratio_cell, first_regime_plan
 from cxrbench.registry import generator_class, get_task
 from cxrbench.review import reviewed_set
 from cxrbench.schemas import RunConfig
@@ -107,7 +107,7 @@ def test_recorded_rejections_remove_exactly_those_images_from_the_next_set(tmp_p
     variant = {**tiny, "feedback": str(feedback), "refine": {"rounds": 0}}
     next_config = RunConfig(tasks=["phantom_seg"], generators=["ldm_mask_reviewed"], train_size=16,
                             generator_config={"ldm_mask_reviewed": variant})
-    plan = plan_task("phantom_seg", next_config)
+    plan = first_regime_plan("phantom_seg", next_config)
     _, cell = first_ratio_cell(plan, "ldm_mask_reviewed", 0)
     cache = Cache(tmp_path / "cache")
     synthetic_set(cell, cache, plan.splits)

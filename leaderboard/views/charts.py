@@ -18,7 +18,7 @@ def forest(rows: pd.DataFrame, ci: str) -> alt.LayerChart:
         x=alt.X(f"{ci}_low:Q", title="Δ vs reference (95% CI)"), x2=f"{ci}_high:Q", y=y, color="verified:N")
     points = alt.Chart(data).mark_point(filled=True, size=80).encode(
         x="delta:Q", y=y, color="verified:N",
-        tooltip=["generator", "ratio", "delta", f"{ci}_low", f"{ci}_high", "p_holm"])
+        tooltip=["generator", "ratio", "delta", f"{ci}_low", f"{ci}_high", "p_holm", "verdict"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="grey").encode(x="x:Q")
     return (whiskers + points + zero).properties(height=60 + 45 * len(data))
 

@@ -1,4 +1,4 @@
-"""The sidebar filters shared by the ranking page: suite, task, conditioning, reference, verified only."""
+"""The sidebar filters shared by the ranking page: suite, task, regime, conditioning, reference, verified only."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from cxrbench.protocol import BASELINE
 
 
 def filtered(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows the sidebar's choices keep (one suite and task at a time; the reference real_only by default)."""
+    """The rows the sidebar's choices keep (one suite, task and regime at a time; the reference real_only by
+    default)."""
     if table.empty:
         return table
     suite = st.sidebar.selectbox("Suite", sorted(table["suite"].unique()), key="suite")
     rows = table[table["suite"] == suite]
     task = st.sidebar.selectbox("Task", sorted(rows["task"].unique()), key="task")
     rows = rows[rows["task"] == task]
+    regimes = list(dict.fromkeys(rows.sort_values("n_real")["regime"]))  # smallest (scarce) first
+    regime = st.sidebar.selectbox("Regime", regimes, key="regime")
+    rows = rows[rows["regime"] == regime]
     kinds = sorted({kind for value in table["conditioning"] for kind in value.split(",")})
     conditioning = st.sidebar.multiselect("Conditioning", kinds, default=kinds, key="conditioning")
     rows = rows[rows["conditioning"].map(lambda value: bool(set(value.split(",")) & set(conditioning)))]

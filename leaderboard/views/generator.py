@@ -30,11 +30,12 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
     st.dataframe(card_table(entry), hide_index=True, width="stretch")
     st.subheader("Results")
     rows = table[table["generator"] == name]
-    st.dataframe(rows[["suite", "task", "ratio", "reference", "delta", "t_ci_low", "t_ci_high", "p_value", "p_holm",
-                       "reference_score", "arm_score", "verified", "date"]], hide_index=True, width="stretch")
+    st.dataframe(rows[["suite", "task", "regime", "ratio", "reference", "verdict", "delta", "ci_low", "ci_high",
+                       "p_holm", "mde", "reference_score", "arm_score", "verified", "date"]], hide_index=True,
+                 width="stretch")
     st.subheader("Per-seed scores")
     seeds = seed_scores(entry)
-    per_seed = seeds.pivot_table(index=["suite", "task", "arm", "ratio"], columns="seed", values="score")
+    per_seed = seeds.pivot_table(index=["suite", "task", "regime", "arm", "ratio"], columns="seed", values="score")
     st.dataframe(per_seed.rename(columns="seed {}".format).reset_index(), hide_index=True, width="stretch")
     st.subheader("Synthetic images per condition (seed 0)")
     for sub in entry.tasks:
@@ -42,6 +43,6 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
             st.caption(f"{plain(sub.task)}: no images (entries on real data carry none: the datasets may not be "
                        "redistributed)")
             continue
-        st.markdown(f"**{plain(sub.task)}**")
+        st.markdown(f"**{plain(sub.task)}, {plain(sub.result.regime)} regime**")
         for image in sub.gallery:
             st.image(str(entry.folder / image.file), caption=image.condition)

@@ -13,24 +13,32 @@ the real images plus the generator's synthetic images at a given **ratio** (synt
 image). Every arm trains for the same number of steps with the same seeds, so the only difference
 between arms is the data.
 
-### Δ and its confidence intervals
-**Δ** is the mean over seeds of (arm score - reference score), both trained with the same seed. A
-generator is compared with real_only and, when it is a generator, also with classic augmentation at the
-same ratio: a generator is only worth its compute if it beats that cheap, non-generative baseline.
-Two 95% intervals are shown. The **t-interval over seeds** says how much Δ moves when the downstream
-model is trained again (training noise). The **bootstrap over test patients** resamples whole patients
-(all their images together) and says how much Δ would move on another test set of the same kind.
+### Regimes
+Every task has named training sizes (**regimes**): a **scarce** one, where real data is short and
+synthetic data has room to help, and a **full** one. Each regime is its own comparison; results never
+mix regimes.
 
-### p-values and corrections
-p is a one-sided paired t-test over seeds, asking "does the synthetic data help?". With many
-comparisons some look significant by chance, so each submission's p-values are corrected with Holm's
-method (and Bonferroni, more conservative) across all of that submission's comparisons. Read a Holm p
-below 0.05 as evidence that the generator helps on that task at that ratio.
+### Δ, the interval and the verdict
+**Δ** is the mean over seeds of (arm score - reference score), both trained with the same seed. A
+generator is compared with real_only, with classic augmentation at the same ratio (a generator is only
+worth its compute if it beats that cheap baseline) and, for a refined variant, with the generator it
+refines. The **primary 95% interval** accounts for both sources of noise at once: training noise (how
+Δ moves when the models are trained again, from the per-seed differences) and test-set noise (how Δ
+would move on another test set, from a bootstrap over test patients), combined with Welch-Satterthwaite
+degrees of freedom. Its two-sided test gives the **verdict**: *helps* or *hurts* when the corrected p is
+below 0.05, else *no detectable difference*, shown with the **MDE**: the smallest |Δ| the test would
+detect with 80% power. The seed-only t-interval, the patient-only bootstrap and the paper's one-sided
+t-test are kept as secondary numbers.
+
+### The correction family
+The protocol fixes which comparisons an entry holds: every task of the suite it serves, every regime,
+the default ratios, against every required reference. Holm's correction runs over exactly that family;
+an entry that lacks a member is incomplete and does not validate.
 
 ### Trusting the numbers
 Every submission stores the per-case test predictions of every arm and seed. `cxrbench validate`
 recomputes every score, Δ, interval and p-value from them and the task's own labels, and checks the
-task version, the split, the seeds, the ratios and that the generator was not trained on the test
+task version, the split, the regimes, the seeds, the ratios, that the family is complete and that the generator was not trained on the test
 split. CI runs it on every pull request. **Verified** generators have their code in this repository;
 unverified ones come from third-party packages.
 """
