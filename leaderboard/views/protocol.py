@@ -38,9 +38,9 @@ an entry that lacks a member is incomplete and does not validate.
 ### Trusting the numbers
 Every submission stores the per-case test predictions of every arm and seed. `cxrbench validate`
 recomputes every score, Δ, interval and p-value from them and the task's own labels, and checks the
-task version, the split, the regimes, the seeds, the ratios, that the family is complete and that the generator was not trained on the test
-split. CI runs it on every pull request. **Verified** generators have their code in this repository;
-unverified ones come from third-party packages.
+task version, the split, the regimes, the seeds, the ratios, that the family is complete and that the
+generator was not trained on the test split. CI runs it on every pull request. **Verified** generators
+have their code in this repository; unverified ones come from third-party packages.
 """
 
 
