@@ -215,7 +215,7 @@ def test_open_suite_runs_end_to_end_with_the_pixel_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(PneumoniaKermany, "schedule", Schedule(steps=3, batch_size=8, learning_rate=1e-3))
     kermany_subset(tmp_path / "data", per_class=25)
     config = RunConfig(tasks=["pneumonia_cls"], generators=["classic_aug"], seeds=2, n_boot=100,
-                       data_root=tmp_path / "data")
+                       data_root=tmp_path / "data", regimes=["scarce"])
     result = run(config, tmp_path / "cache", workers=1, show_progress=False)
     (task,) = result.tasks
     assert task.n_train_real + task.n_val + task.n_test == 50

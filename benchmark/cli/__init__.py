@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ..registry import COMMAND_GROUPS, load_target
-from . import quality, running, submissions
+from . import calibration, quality, running, submissions
 from .leaderboard import leaderboard_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,6 +25,7 @@ app.command("list")(running.list_)
 app.command()(running.report)
 app.command()(quality.agreement)
 app.command()(quality.review)
+app.command()(calibration.calibrate)
 app.command()(submissions.submit)
 app.command()(submissions.validate)
 app.add_typer(leaderboard_app, name="leaderboard")

@@ -25,6 +25,8 @@ from ..splits import SPLIT_RULE, fixed_train_subset, outside_subset, split_indic
 from .phantom import FINDINGS, PhantomConfig, Population, patient_anatomy, render_conditions, simulate_population
 
 _SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
+FRESH_POPULATION_OFFSET = 10_000
+"""Added to a task's population seed for `fresh_patients`: patients the task's own splits never hold."""
 
 
 class _PhantomTask:
@@ -70,6 +72,15 @@ class _PhantomTask:
                                population.patient_ids, population.study_ids)
         return everything, split_indices(population.patient_ids)
 
+    def fresh_patients(self, n_patients: int) -> SampleSet:
+        """Every study of `n_patients` new patients from the same renderer and prevalences (another population
+        seed, ids prefixed `fresh-`): a test set as large as wanted, to estimate an arm's true effect."""
+        population = simulate_population(n_patients, prevalence=self.prevalence,
+                                         studies_per_patient=self.studies_per_patient, config=self.phantom,
+                                         seed=self.population_seed + FRESH_POPULATION_OFFSET)
+        return SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
+                         np.char.add("fresh-", population.patient_ids), np.char.add("fresh-", population.study_ids))
+
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Label conditions: new patients with exactly those findings. Mask conditions: a new study of
         the mask's source patient with the source pneumothorax, moved by the condition's affine, so the
@@ -103,7 +114,7 @@ class PhantomClassification(_PhantomTask, ClassificationTask):
         name="phantom_cls", version="2", suite="embedded", kind="classification",
         labels=["cardiomegaly", "effusion", "consolidation", "pneumothorax"], metric="macro_f1", resolution=64,
         description="Multi-label findings on phantom chest radiographs (64x64); macro F1 over the four findings.",
-        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 60, "full": 200},
+        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 50, "full": 200},
         default_ratios=[1.0], default_seeds=5,
     )
     phantom = PhantomConfig(size=64)
