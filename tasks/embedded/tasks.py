@@ -130,7 +130,7 @@ class PhantomSegmentation(_PhantomTask, SegmentationTask):
         labels=["pneumothorax"], metric="dice", resolution=64,
         description="Pneumothorax segmentation on phantom chest radiographs (64x64); mean Dice per image, "
                     "empty-empty = 1, threshold and minimum area chosen on val.",
-        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 40, "full": 120},
+        data_source=_SOURCE, split_rule=SPLIT_RULE, regimes={"scarce": 20, "full": 40},
         default_ratios=[2.0], default_seeds=5,
     )
     phantom = PhantomConfig(size=64)
