@@ -29,10 +29,11 @@ pytestmark = pytest.mark.skipif(not (SUBMISSIONS / "oracle" / "generator.yaml").
 
 def test_table_has_one_row_per_comparison(tmp_path):
     table = build_table(SUBMISSIONS)
-    assert {"oracle", "noise", "classic_aug"} <= set(table["generator"])
-    assert not table.duplicated(["suite", "task", "generator", "ratio", "reference"]).any()
-    oracle = table[(table["generator"] == "oracle") & (table["task"] == "phantom_cls")].iloc[0]
-    assert oracle["t_ci_low"] <= oracle["delta"] <= oracle["t_ci_high"] and oracle["verified"]
+    assert {"oracle", "noise", "classic_aug", "real_extra"} <= set(table["generator"])
+    assert not table.duplicated(["suite", "task", "regime", "generator", "ratio", "reference"]).any()
+    oracle = table[(table["generator"] == "oracle") & (table["task"] == "phantom_cls")]
+    assert set(oracle["regime"]) == {"scarce", "full"} and set(oracle["verdict"]) == {"helps"}
+    assert (oracle["ci_low"] <= oracle["delta"]).all() and (oracle["delta"] <= oracle["ci_high"]).all()
     write_table(table, tmp_path / "board.parquet")
     assert pd.read_parquet(tmp_path / "board.parquet").equals(table)
 
@@ -60,7 +61,11 @@ def test_filters_change_the_table(app):
     assert "noise" in set(only_text["generator"]) <= text_conditioned and len(only_text) < len(before)
     app.sidebar.multiselect(key="conditioning").set_value(["label", "mask", "text"]).run()
     app.sidebar.selectbox(key="task").set_value("phantom_seg").run()
-    assert not app.dataframe[0].value.equals(before)
+    scarce = app.dataframe[0].value
+    assert not scarce.equals(before)
+    assert app.sidebar.selectbox(key="regime").options == ["scarce", "full"]  # smallest first
+    app.sidebar.selectbox(key="regime").set_value("full").run()
+    assert not app.dataframe[0].value.equals(scarce) and "verdict" in scarce.columns
 
 
 def test_generator_page_shows_card_seeds_and_gallery(app):
@@ -77,7 +82,7 @@ def test_generator_page_says_why_real_data_entries_have_no_images(app):
     app.sidebar.radio(key="page").set_value("Generator").run()
     app.sidebar.selectbox(key="generator").set_value("classic_aug").run()
     notes = [c.value for c in app.caption if "no images" in c.value]
-    assert len(notes) == 2 and all("the datasets may not be redistributed" in n for n in notes)  # the open tasks
+    assert len(notes) == 4 and all("the datasets may not be redistributed" in n for n in notes)  # open tasks x regimes
     assert len(app.get("image")) >= 2  # its embedded tasks keep their gallery
 
 

@@ -23,7 +23,7 @@ from .real_data import SHARED_DATA, shared_dataset
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
 ENTRY = "oracle"
-CLS_FILE = "embedded__phantom_cls.json"
+CLS_FILE = "embedded__phantom_cls__scarce.json"
 
 pytestmark = pytest.mark.skipif(not (SUBMISSIONS / ENTRY / CLS_FILE).exists(),
                                 reason="the committed oracle submission is missing")
@@ -37,7 +37,7 @@ def test_committed_submissions_validate():
     """
     if SHARED_DATA.exists():
         folders = validate([SUBMISSIONS], data_root=SHARED_DATA)
-        assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug", "ldm_mask", "ldm_text"}
+        assert {f.name for f in folders} >= {"oracle", "noise", "classic_aug", "real_extra"}
         return
     with pytest.raises(SubmissionError) as caught:
         validate([SUBMISSIONS], data_root=None)
@@ -51,12 +51,12 @@ def test_real_data_entries_carry_no_gallery(tmp_path):
     shared_dataset("covid-lungs")
     folder = tmp_path / "noise"
     folder.mkdir()
-    for name in ("generator.yaml", "open__covid_lung_seg.json"):
+    for name in ("generator.yaml", "open__covid_lung_seg__scarce.json"):
         shutil.copy(SUBMISSIONS / "noise" / name, folder / name)
     shutil.copytree(SUBMISSIONS / "noise" / "gallery", folder / "gallery")
-    path = folder / "open__covid_lung_seg.json"
+    path = folder / "open__covid_lung_seg__scarce.json"
     data = json.loads(path.read_text())
-    data["gallery"] = [{"condition": "lung mask", "file": "gallery/phantom_seg__pneumothorax_mask.png"}]
+    data["gallery"] = [{"condition": "lung mask", "file": "gallery/phantom_seg__scarce__pneumothorax_mask.png"}]
     path.write_text(json.dumps(data))
     with pytest.raises(SubmissionError) as caught:
         validate([folder], data_root=SHARED_DATA)
@@ -106,8 +106,16 @@ TAMPERINGS = {
         score=_bump(d["result"]["arms"][0]["seeds"][1]["score"]))), "result.arms[0].seeds[1].score"),
     "edited mean": (lambda f: _edit_json(f, lambda d: d["result"]["baseline"].update(
         mean=_bump(d["result"]["baseline"]["mean"]))), "result.baseline.mean"),
-    "edited CI": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0]["t_ci"].__setitem__(
-        1, _bump(d["result"]["comparisons"][0]["t_ci"][1]))), "result.comparisons[0].t_ci[1]"),
+    "edited CI": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0]["ci"].__setitem__(
+        1, _bump(d["result"]["comparisons"][0]["ci"][1]))), "result.comparisons[0].ci[1]"),
+    "edited verdict": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0].update(verdict="hurts")),
+                       "result.comparisons[0].verdict"),
+    "missing regime": (lambda f: (f / "embedded__phantom_seg__full.json").unlink(),
+                       "lacks 1 comparison(s) the protocol requires: phantom_seg/full ratio 2 vs real_only"),
+    "unknown regime": (lambda f: _edit_json(f, lambda d: d["result"].update(regime="huge")),
+                       "result.regime: is 'huge'; task phantom_cls's regimes are scarce, full"),
+    "a subset of regimes": (lambda f: _edit_json(f, lambda d: d["config"].update(regimes=["scarce"])),
+                            "config: names a train size or a subset of regimes"),
     "edited corrected p": (lambda f: _edit_json(f, lambda d: d["result"]["comparisons"][0].update(p_holm=0.001)),
                            "result.comparisons[0].p_holm"),
     "edited predictions": (lambda f: _edit_predictions(f, _flip_first_predictions), "result.arms[0].seeds[0].score"),
@@ -170,7 +178,7 @@ def test_cli_exits_non_zero_and_lists_every_problem(entry):
     done = subprocess.run([sys.executable, "-m", "cxrbench", "validate", str(entry)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "result.comparisons[0].t_ci[1]" in done.stderr and "test-set leak" in done.stderr
+    assert "result.comparisons[0].ci[1]" in done.stderr and "test-set leak" in done.stderr
 
 
 def test_old_versions_upgrade_on_load(entry, monkeypatch):
@@ -201,8 +209,8 @@ def test_bit_packed_masks_round_trip():
 
 @pytest.mark.slow
 def test_submit_rescoring_matches_the_run(tiny_run, tmp_path):
-    """`submit` re-scores through the runner's code: Δ, intervals and raw p equal the run's; only the
-    correction family (this generator's comparisons) differs."""
+    """`submit` re-scores through the runner's code: every number equals the run's, the corrected p too (the
+    family is the generator's own, whichever generators shared the run)."""
     from cxrbench.submission import load_card
     from cxrbench.submit import draft, submit
 
@@ -212,17 +220,15 @@ def test_submit_rescoring_matches_the_run(tiny_run, tmp_path):
     card = tmp_path / "oracle.yaml"
     card.write_text((SUBMISSIONS / ENTRY / "generator.yaml").read_text())
     written = draft(run_file, load_card(card), cache, tmp_path / "draft" / "oracle")
-    assert [p.name for p in written] == ["embedded__phantom_cls.json", "embedded__phantom_seg.json"]
-    for path, task in zip(written, result.tasks):
+    assert [p.name for p in written] == ["embedded__phantom_cls__n24.json", "embedded__phantom_seg__n24.json"]
+    for path, task in zip(written, result.tasks, strict=True):
         stored = load_task_submission(path).result
-        ran = [c for c in task.comparisons if c.generator == "oracle"]
-        assert [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in stored.comparisons] == \
-               [(c.delta, c.t_ci, c.boot_ci, c.p_value) for c in ran]
+        assert stored.comparisons == [c for c in task.comparisons if c.generator == "oracle"]
     published = tmp_path / "submissions"
     (published / "oracle").mkdir(parents=True)
     (published / "oracle" / "earlier.txt").write_text("an earlier entry")
     with pytest.raises(SubmissionError) as caught:  # a tiny run is off-protocol: it says so and publishes nothing
         submit(run_file, card, cache, published)
-    assert "config.train_size" in str(caught.value) and "config.n_boot" in str(caught.value)
+    assert "result.regime: is 'n24'; task phantom_cls's regimes are scarce, full" in str(caught.value)
     assert [p.name for p in published.iterdir()] == ["oracle"]
     assert [p.name for p in (published / "oracle").iterdir()] == ["earlier.txt"]
