@@ -47,6 +47,12 @@ class SampleSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def real_rows(self) -> np.ndarray:
+        """Indices of the rows that are real images (not from a synthetic set)."""
+        from .synthetic import SYNTHETIC_ID_PREFIX
+
+        return np.flatnonzero(~np.char.startswith(self.sample_ids.astype(str), SYNTHETIC_ID_PREFIX))
+
     @staticmethod
     def empty(size: int, n_labels: int, *, with_masks: bool) -> SampleSet:
         """No rows, with the shapes a set of `size` x `size` images with `n_labels` labels has."""

@@ -21,6 +21,8 @@ from .errors import DataError
 from .samples import SampleSet
 
 MANIFEST = "manifest.json"
+SYNTHETIC_ID_PREFIX = "synthetic/"
+"""How a synthetic row's sample id starts, so that a recipe can tell real training rows from synthetic ones."""
 GRID = "grid.png"
 
 
@@ -96,7 +98,7 @@ def read_synthetic_set(directory: Path, label_names: list[str]) -> SampleSet:
         except KeyError as missing:
             raise DataError(f"{directory / MANIFEST}: entry {entry.file} has no label {missing}") from None
         masks.append(entry.condition.mask if entry.condition.kind == "mask" else None)
-    ids = np.array([f"synthetic/{manifest.generator}/{manifest.seed}/{i}" for i in range(len(images))])
+    ids = np.array([f"{SYNTHETIC_ID_PREFIX}{manifest.generator}/{manifest.seed}/{i}" for i in range(len(images))])
     return SampleSet(
         images=images,
         labels=np.asarray(labels, dtype=np.int8),

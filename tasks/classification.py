@@ -34,6 +34,7 @@ class ClassificationTask(Task):
 
     def recipe(self) -> dict[str, Any]:
         return {"model": self.model, "schedule": self.schedule.__dict__,
+                "batch_norm": "running statistics recomputed on the real training images after training",
                 "threshold": "per label, the val probability t maximising F1 = 2TP / (2TP + FP + FN) of prob >= t on "
                              "val, compared exactly; ties to the lowest t",
                 "metric": self.metric_text()}
@@ -51,7 +52,7 @@ class ClassificationTask(Task):
 
     def train_model(self, train: SampleSet, *, seed: int, device: str) -> DownstreamModel:
         return fit_classifier(train.images, train.labels, model=self.model, schedule=self.schedule, seed=seed,
-                              device=device)
+                              device=device, real_rows=train.real_rows())
 
     def untrained_model(self) -> DownstreamModel:
         return build_classifier(self.model, len(self.meta.labels))

@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit
+from .training import Schedule, deterministic_cell, fit, recompute_batch_norm
 
 ClassifierName = Literal["small_cnn", "xrv_densenet"]
 
@@ -30,11 +30,13 @@ def build_classifier(name: ClassifierName, n_labels: int):
 
 
 def fit_classifier(images: np.ndarray, labels: np.ndarray, *, model: ClassifierName, schedule: Schedule, seed: int,
-                   device: str):
-    """The recipe's classifier trained on (images, multi-hot labels): initialised and shuffled from `seed`."""
+                   device: str, real_rows: np.ndarray):
+    """The recipe's classifier trained on (images, multi-hot labels): initialised and shuffled from `seed`; then its
+    BatchNorm statistics are recomputed on the real training rows (`real_rows`)."""
     import torch.nn as nn
 
     with deterministic_cell(seed):
         net = build_classifier(model, labels.shape[1])
         fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
+        recompute_batch_norm(net, images[real_rows][:, None], device=device)
     return net

@@ -65,6 +65,32 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, sched
         optimiser.step()
 
 
+def recompute_batch_norm(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) -> None:
+    """Replace the BatchNorm running statistics by exact averages over `inputs` (the real training images).
+
+    The running statistics a training loop leaves are an exponential average over its last batches, of
+    real and synthetic images alike; the test images are real. Measured under protocol 1 on
+    pneumonia_cls, classic_aug's seed 0 scored 0.783 (the others 0.940-0.957) with AUROC still 0.911:
+    the features were fine, the normalisation was not. Recomputing the statistics on the real training
+    images, the same rule in every arm, is "precise BN" (Wu and Johnson, 2021)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or not len(inputs):
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over every batch below
+    model.to(device).train()
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            batch = np.ascontiguousarray(inputs[start : start + batch_size], dtype=np.float32)
+            model(torch.from_numpy(batch).to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 def _batches(n: int, schedule: Schedule, order_rng) -> Iterator:
     """`schedule.steps` index batches from consecutive shuffled passes over `n` rows (last partial batch dropped)."""
     import torch
