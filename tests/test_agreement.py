@@ -18,7 +18,7 @@ def cache_root(tmp_path_factory):
 
 
 def _agreement(generator: str, cache_root):
-    config = RunConfig(tasks=["phantom_cls"], generators=[generator], ratios=[0.25])
+    config = RunConfig(tasks=["phantom_cls"], generators=[generator], ratios=[0.25], regimes=["full"])
     return measure_agreement("phantom_cls", generator, cache_root, config=config)
 
 
@@ -41,7 +41,7 @@ def test_the_judge_is_trained_with_its_own_seed_not_a_run_seed(cache_root, monke
     task = get_task("phantom_cls")
     monkeypatch.setattr(type(task), "schedule", replace(task.schedule, steps=10))
     result = _agreement("noise", cache_root)
-    splits = load_splits("phantom_cls", None, None)
+    splits = load_splits("phantom_cls", None, task.meta.regimes["full"])
 
     def real_test(seed: int) -> float:
         scores = task.case_metric(task.train_and_predict(splits.train, splits, seed=seed, device="cpu"), splits)
