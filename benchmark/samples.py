@@ -14,6 +14,9 @@ import numpy as np
 
 from .errors import DataError
 
+SYNTHETIC_ID_PREFIX = "synthetic/"
+"""How a synthetic row's sample id starts (`synthetic.read_synthetic_set`), so a recipe can tell real rows apart."""
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -49,8 +52,6 @@ class SampleSet:
 
     def real_rows(self) -> np.ndarray:
         """Indices of the rows that are real images (not from a synthetic set)."""
-        from .synthetic import SYNTHETIC_ID_PREFIX
-
         return np.flatnonzero(~np.char.startswith(self.sample_ids.astype(str), SYNTHETIC_ID_PREFIX))
 
     @staticmethod

@@ -18,11 +18,9 @@ from pydantic import BaseModel, Field
 
 from .conditions import Condition
 from .errors import DataError
-from .samples import SampleSet
+from .samples import SYNTHETIC_ID_PREFIX, SampleSet
 
 MANIFEST = "manifest.json"
-SYNTHETIC_ID_PREFIX = "synthetic/"
-"""How a synthetic row's sample id starts, so that a recipe can tell real training rows from synthetic ones."""
 GRID = "grid.png"
 
 
