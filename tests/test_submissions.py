@@ -191,7 +191,7 @@ def test_old_versions_upgrade_on_load(entry, monkeypatch):
 
     def upgrade(old: dict) -> dict:
         new = {k: v for k, v in old.items() if k != "split_digest"}
-        return {**new, "split_hash": old["split_digest"], "schema_version": "1"}
+        return {**new, "split_hash": old["split_digest"], "schema_version": SUBMISSION_SCHEMA_VERSION}
 
     monkeypatch.setitem(submission.UPGRADES, "0", upgrade)
     loaded = load_task_submission(path)
