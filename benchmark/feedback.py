@@ -38,12 +38,19 @@ def now() -> datetime:
 
 
 def append_feedback(path: Path, record: FeedbackRecord) -> None:
-    """One `write` of a whole line on an O_APPEND descriptor: concurrent reviewers never interleave a line."""
+    """One `write` of a whole line on an O_APPEND descriptor (concurrent reviewers never interleave a line), every
+    byte checked (a short write on a full disk is an error, never a silent loss), and a newline first when the
+    file's last line was cut short, so the new verdict is never glued onto it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (record.model_dump_json() + "\n").encode()
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(descriptor, line)
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(descriptor, line)
+        if written != len(line):
+            raise OSError(f"{path}: only {written} of {len(line)} bytes of the verdict were written (disk full?)")
         os.fsync(descriptor)
     finally:
         os.close(descriptor)

@@ -172,6 +172,7 @@ def checked_config(config: RunConfig) -> RunConfig:
     """
     if config.train_size is not None and config.train_size < 2:
         raise ConfigError("--train-size must be at least 2 images")
+    _check_device(config.device)
     for name in config.tasks:
         run_regimes(get_task(name).meta, config.regimes, config.train_size)
     generators = [generator_class(name).meta for name in config.generators if name != BASELINE]
@@ -190,6 +191,17 @@ def checked_config(config: RunConfig) -> RunConfig:
             log.warning("skipped: %s", reason)
     served = [t.name for t in tasks if not generators or any(incompatibility(g, t) is None for g in generators)]
     return config.model_copy(update={"tasks": served})
+
+
+def _check_device(device: str) -> None:
+    """A device this machine has: asking for a GPU that is not there fails now, not inside the first cell."""
+    if device == "cpu":
+        return
+    import torch
+
+    available = torch.cuda.is_available() if device.startswith("cuda") else torch.backends.mps.is_available()
+    if not available:
+        raise ConfigError(f"--device {device}: this machine has no such device (use --device cpu)")
 
 
 def _refuse_leaks(generators: list[GeneratorMeta], task: Task) -> None:

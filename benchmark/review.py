@@ -23,12 +23,13 @@ def reviewed_set(task: str, generator: str, cache_root: Path, config: RunConfig)
     return cache.path("synthetic", cell.synthetic_key)
 
 
-def open_review_page(set_dir: Path, feedback: Path, reviewer: str, port: int) -> int:
-    """Serve the review page (blocks until Streamlit stops); returns Streamlit's exit code."""
+def open_review_page(set_dir: Path, feedback: Path, reviewer: str, port: int, address: str = "127.0.0.1") -> int:
+    """Serve the review page on `address` (this machine only, unless asked: anyone who reaches the page can add
+    verdicts, which train ldm_mask_reviewed); blocks until Streamlit stops; returns Streamlit's exit code."""
     page = Path(__file__).with_name("review_page.py")
     env = {**os.environ, "CXRBENCH_REVIEW_SET": str(set_dir.resolve()),
            "CXRBENCH_REVIEW_FEEDBACK": str(feedback.resolve()),
            "CXRBENCH_REVIEWER": reviewer}
     command = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
-               "--server.port", str(port)]
+               "--server.port", str(port), "--server.address", address]
     return subprocess.call(command, env=env)

@@ -66,13 +66,14 @@ class RunConfig(BaseModel):
     tasks: list[str] = Field(min_length=1)
     generators: list[str] = Field(min_length=1)
     ratios: list[float] | None = Field(default=None, description="None: each task's default ratios.")
-    seeds: int | None = Field(default=None, ge=2, description="None: each task's default; >= 2 for a t-test.")
+    seeds: int | None = Field(default=None, ge=2, le=1000,
+                              description="None: each task's default; >= 2 for a t-test, at most 1,000.")
     regimes: list[str] | None = Field(default=None, description="None: every regime of each task.")
     train_size: int | None = Field(default=None, gt=0, description="A training size outside the protocol's regimes "
                                    "(its own regime, named by the size); None: the task's regimes.")
     n_boot: int = Field(default=2000, ge=100)
     data_root: Path | None = None
-    device: str = "cpu"
+    device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="cpu, cuda, cuda:N or mps.")
     generator_config: dict[str, dict] = Field(
         default_factory=dict, description="Options per generator name (e.g. a preset, a local weights path).")
 
@@ -87,9 +88,10 @@ class RunConfig(BaseModel):
     def _positive_ratios(cls, ratios: list[float] | None) -> list[float] | None:
         if ratios is None:
             return None
-        bad = [r for r in ratios if not r > 0]
+        bad = [r for r in ratios if not 0 < r < 1_000]
         if bad or not ratios:
-            raise ValueError(f"ratios must be positive numbers (synthetic per real image), got {ratios}")
+            raise ValueError(f"ratios must be positive finite numbers below 1000 (synthetic per real image), "
+                             f"got {ratios}")
         return sorted(set(ratios))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import SubmissionError
 from .protocol import SUBMISSION_SCHEMA_VERSION
 from .schemas import Conditioning, DatasetRef, GeneratorMeta, RunConfig, TaskResult
+from .untrusted import MAX_CARD_BYTES, load_json, load_yaml, read_bounded
 
 CARD_FILE = "generator.yaml"
 GALLERY_DIR = "gallery"
@@ -182,8 +182,12 @@ def upgraded(data: dict, source: str) -> dict:
 
 
 def load_task_submission(path: Path) -> TaskSubmission:
-    """Read, upgrade and validate a task file (raises OSError, ValueError or pydantic's ValidationError)."""
-    return TaskSubmission.model_validate(upgraded(json.loads(path.read_text()), str(path)))
+    """Read (a regular file under MAX_FILE_BYTES), upgrade and validate a task file (raises OSError, ValueError or
+    pydantic's ValidationError)."""
+    data = load_json(read_bounded(path, MAX_FILE_BYTES))
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of a task file's fields")
+    return TaskSubmission.model_validate(upgraded(data, str(path)))
 
 
 def task_files(folder: Path) -> list[Path]:
@@ -193,9 +197,13 @@ def task_files(folder: Path) -> list[Path]:
 def load_card(path: Path) -> GeneratorCard:
     """Read `generator.yaml`; every problem is raised as one SubmissionError naming the file and field."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(read_bounded(path, MAX_CARD_BYTES))
     except OSError as error:
         raise SubmissionError([(str(path), "", f"cannot read: {error.strerror or error}")]) from None
+    except UnicodeDecodeError:
+        raise SubmissionError([(str(path), "", "is not UTF-8 text")]) from None
+    except ValueError as error:
+        raise SubmissionError([(str(path), "", str(error))]) from None
     except yaml.YAMLError as error:
         raise SubmissionError([(str(path), "", f"malformed YAML: {' '.join(str(error).split())}")]) from None
     if not isinstance(data, dict):

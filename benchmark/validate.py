@@ -9,12 +9,14 @@ there is a leak). All problems are collected and raised together as one `Submiss
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, SubmissionError, UnknownNameError
@@ -25,6 +27,7 @@ from .protocol import (
     entry_references,
     incompatibility,
     leaked_training_data,
+    synthetic_count,
 )
 from .registry import generator_class, get_task
 from .samples import Splits, split_hash
@@ -32,7 +35,6 @@ from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
 from .submission import (
     CARD_FILE,
-    MAX_FILE_BYTES,
     GeneratorCard,
     TaskSubmission,
     decode_predictions,
@@ -44,6 +46,7 @@ from .submission import (
 )
 from .task import Task
 from .task_data import load_splits
+from .untrusted import irregular_paths, read_bounded
 
 Problem = tuple[str, str, str]
 MAX_GALLERY_BYTES = 200_000
@@ -58,7 +61,11 @@ def submission_folders(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
         elif (path / CARD_FILE).exists() or task_files(path):
             folders.append(path)
         elif path.is_dir() and [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]:
-            folders += [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+            for child in sorted(path.iterdir()):
+                if child.is_symlink():
+                    problems.append((str(child), "", "is a symbolic link; an entry is a plain folder"))
+                elif child.is_dir() and not child.name.startswith("."):
+                    folders.append(child)
         else:
             problems.append((str(path), "", "expected a submission folder, a folder of them, or a task file"))
     return list(dict.fromkeys(folders)), problems
@@ -80,7 +87,7 @@ def validate(paths: list[Path], data_root: Path | None = None) -> list[Path]:
 
 
 def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
-    problems: list[Problem] = []
+    problems: list[Problem] = [(str(path), "", what) for path, what in irregular_paths(folder)]
     try:
         card = load_card(folder / CARD_FILE)
     except SubmissionError as error:
@@ -121,12 +128,12 @@ def _check_file(path: Path, card: GeneratorCard | None,
                 data_root: Path | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
     """The file's problems, and what to recompute (None when its structure or protocol rules that out)."""
     file = str(path)
-    if path.stat().st_size > MAX_FILE_BYTES:
-        return [(file, "", f"is {path.stat().st_size:,} bytes; a task file must stay under {MAX_FILE_BYTES:,}")], None
     try:
         submission = load_task_submission(path)
     except json.JSONDecodeError as error:
         return [(file, "", f"not valid JSON: {error}")], None
+    except OSError as error:
+        return [(file, "", f"cannot read: {error.strerror or error}")], None
     except ValueError as error:  # pydantic's ValidationError is a ValueError
         return pydantic_problems(file, error), None
     problems: list[Problem] = []
@@ -196,6 +203,11 @@ def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
             missing, extra = sorted(set(expected) - set(seeds)), sorted(set(seeds) - set(expected))
             add(f"{field}.seeds",
                 f"are {seeds}; the protocol's seeds are {expected} (missing {missing}, extra {extra})")
+    for i, arm in enumerate(result.arms):
+        expected_count = synthetic_count(arm.ratio, arm.n_real)
+        if arm.n_synthetic != expected_count:
+            add(f"result.arms[{i}].n_synthetic", f"is {arm.n_synthetic}; the protocol adds round(ratio x n_real) = "
+                                                 f"{expected_count} synthetic images at ratio {arm.ratio:g}")
     ratios = {a.ratio for a in result.arms if a.generator == submission.generator}
     missing = sorted(set(meta.default_ratios) - ratios)
     if missing:
@@ -256,17 +268,16 @@ def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) ->
                        f"synthetic images close to them, may not be redistributed here")
         return
     for i, image in enumerate(submission.gallery):
-        path = folder / image.file
         try:
-            with Image.open(path) as opened:
+            data = read_bounded(folder / image.file, MAX_GALLERY_BYTES)
+            with Image.open(io.BytesIO(data)) as opened:
                 kind = opened.format
-            size = path.stat().st_size
-        except (OSError, UnidentifiedImageError) as error:
-            add(f"gallery[{i}].file", f"{image.file} is not a readable image ({error})")
+        except (OSError, ValueError, UnidentifiedImageError) as error:
+            add(f"gallery[{i}].file", f"{image.file} is not a readable PNG under {MAX_GALLERY_BYTES:,} bytes "
+                                      f"({error})")
             continue
-        if kind != "PNG" or size > MAX_GALLERY_BYTES:
-            add(f"gallery[{i}].file",
-                f"{image.file} must be a PNG under {MAX_GALLERY_BYTES:,} bytes ({kind}, {size:,})")
+        if kind != "PNG":
+            add(f"gallery[{i}].file", f"{image.file} must be a PNG (it is {kind})")
 
 
 def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict,
@@ -286,6 +297,9 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
                 add(f"{field}.seeds", f"no stored predictions for seed {s.seed} (key prefix {prefix!r})")
                 return None
             for name, value in found.items():
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    add("predictions", f"{prefix}{name} holds {int((~np.isfinite(value)).sum())} non-finite values")
+                    return None
                 split = getattr(splits, name.split("_")[0], None)
                 if split is not None and len(value) != len(split):
                     add("predictions", f"{prefix}{name} has {len(value)} rows; the task's {name.split('_')[0]} "

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from cxrbench.errors import SubmissionError
-from cxrbench.leaderboard.table import Entry, build_table, load_entries
+from cxrbench.leaderboard.table import Board, build_table, read_board
 from cxrbench.leaderboard.views import generator, protocol, ranking
 
 PAGES = {"Ranking": ranking.render, "Generator": generator.render, "Protocol and statistics": protocol.render}
@@ -29,14 +29,15 @@ def submissions_root() -> Path:
 
 
 @st.cache_data(show_spinner=False)
-def _load(root: str, stamp: float) -> tuple[list[Entry], object]:
-    """Entries and table, cached until a file under the folder changes (`stamp`)."""
-    path = Path(root)
-    return load_entries(path), build_table(path)
+def _load(root: str, stamp: float) -> tuple[Board, object]:
+    """The readable entries, the refused ones and the table, cached until a file under the folder changes."""
+    board = read_board(Path(root))
+    return board, build_table(board.entries)
 
 
 def _stamp(root: Path) -> float:
-    return max((p.stat().st_mtime for p in root.rglob("*") if p.is_file()), default=0.0)
+    """The newest modification time under `root`, links not followed (a link's target is never read)."""
+    return max((p.lstat().st_mtime for p in root.rglob("*")), default=0.0)
 
 
 def main() -> None:
@@ -46,13 +47,17 @@ def main() -> None:
         st.error(f"No submissions folder at {root}")
         return
     try:
-        entries, table = _load(str(root.resolve()), _stamp(root))
+        board, table = _load(str(root.resolve()), _stamp(root))
     except SubmissionError as error:
-        st.error("Some submissions could not be read; run `cxrbench validate` on them.")
+        st.error("The submissions folder could not be read.")
         st.text(str(error))
         return
+    for name, problems in board.refused.items():
+        st.warning(f"An entry has {len(problems)} problem(s) and is left off the board until `cxrbench validate` "
+                   "passes:")
+        st.text(f"{name}: " + "; ".join(f"{file} {field}: {what}".replace("  ", " ") for file, field, what in problems))
     page = st.sidebar.radio("Page", list(PAGES), key="page")
-    PAGES[page](entries, table)
+    PAGES[page](board.entries, table)
 
 
 main()

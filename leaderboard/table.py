@@ -21,6 +21,7 @@ from cxrbench.submission import (
     pydantic_problems,
     task_files,
 )
+from cxrbench.untrusted import irregular_paths
 
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
@@ -37,27 +38,43 @@ class Entry:
     tasks: list[TaskSubmission]
 
 
-def load_entries(root: Path) -> list[Entry]:
-    """Every submission under `root`; unreadable files raise one SubmissionError listing them all."""
+@dataclass(frozen=True)
+class Board:
+    """The entries that could be read, and one list of problems per entry that could not."""
+
+    entries: list[Entry]
+    refused: dict[str, list[tuple[str, str, str]]]
+
+
+def read_board(root: Path) -> Board:
+    """Every readable submission under `root`; an unreadable or hostile entry is refused alone, never the board."""
     if not root.is_dir():
         raise SubmissionError([(str(root), "", "no such submissions folder")])
-    entries, problems = [], []
-    for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).exists()):
+    entries, refused = [], {}
+    for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.is_symlink())):
         try:
-            card = load_card(folder / CARD_FILE)
+            entries.append(_entry(folder))
         except SubmissionError as error:
-            problems += error.problems
-            continue
-        tasks = []
-        for path in task_files(folder):
-            try:
-                tasks.append(load_task_submission(path))
-            except (OSError, ValueError) as error:
-                problems += pydantic_problems(str(path), error)
-        entries.append(Entry(folder, card, tasks))
+            refused[folder.name] = error.problems
+    return Board(entries, refused)
+
+
+def _entry(folder: Path) -> Entry:
+    problems = [(str(path), "", what) for path, what in irregular_paths(folder)]
+    if folder.is_symlink():
+        raise SubmissionError([(str(folder), "", "is a symbolic link; an entry is a plain folder")])
+    card = load_card(folder / CARD_FILE)
+    if card.name != folder.name:
+        problems.append((str(folder / CARD_FILE), "name", f"is {card.name!r}; it must equal the folder name"))
+    tasks = []
+    for path in task_files(folder):
+        try:
+            tasks.append(load_task_submission(path))
+        except (OSError, ValueError) as error:
+            problems += pydantic_problems(str(path), error)
     if problems:
         raise SubmissionError(problems)
-    return entries
+    return Entry(folder, card, tasks)
 
 
 def _rows(entry: Entry) -> list[dict]:
@@ -81,9 +98,9 @@ def _rows(entry: Entry) -> list[dict]:
     return rows
 
 
-def build_table(root: Path) -> pd.DataFrame:
+def build_table(entries: list[Entry]) -> pd.DataFrame:
     """The leaderboard table: one row per (suite, task, regime, generator, ratio, reference) comparison."""
-    rows = [row for entry in load_entries(root) for row in _rows(entry)]
+    rows = [row for entry in entries for row in _rows(entry)]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)

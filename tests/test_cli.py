@@ -26,6 +26,12 @@ def test_list_shows_tasks_and_generators():
     (["--generator", "oracle", "--task", "mnist"], "unknown task 'mnist'"),
     (["--generator", "oracle", "--suite", "nope"], "unknown suite 'nope'"),
     (["--generator", "oracle", "--ratios", "-1"], "ratios must be positive"),
+    (["--generator", "oracle", "--ratios", "inf"], "ratios must be positive finite numbers"),
+    (["--generator", "oracle", "--ratios", "1e309"], "ratios must be positive finite numbers"),
+    (["--generator", "oracle", "--seeds", "100000000"], "invalid setting seeds: Input should be less than or equal"),
+    (["--generator", "[/x]"], "unknown generator '[/x]'"),
+    (["--generator", "[nan]"], "unknown generator '[nan]'"),
+    (["--generator", "oracle", "--device", "bogus"], "invalid setting device: String should match pattern"),
     (["--generator", "oracle", "--ratios", "one"], "comma-separated numbers"),
     (["--generator", "oracle", "--seeds", "1"], "invalid setting seeds: Input should be greater than or equal to 2"),
     (["--generator", "oracle", "--regimes", "huge"], "task phantom_cls has no regime 'huge'"),
@@ -117,3 +123,32 @@ def test_bad_generator_config_files_fail_in_one_line(content, message, tmp_path)
     result = runner.invoke(app, ["run", "--generator", "ldm_mask", "--generator-config", str(config),
                                  "--cache-dir", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_gpu_this_machine_lacks_fails_before_any_work(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = _invoke("run", "--generator", "oracle", "--device", "cuda", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 2 and "--device cuda: this machine has no such device" in result.output
+    assert not list(tmp_path.glob("downstream/*"))
+
+
+@pytest.mark.parametrize("out, message", [("folder", "is a folder; name the result file"),
+                                          ("/proc/cxrbench/result.json", "cannot write there")])
+def test_an_unwritable_out_fails_before_any_work(tmp_path, out, message):
+    (tmp_path / "folder").mkdir()
+    target = out if out.startswith("/") else str(tmp_path / out)
+    result = _invoke("run", "--generator", "oracle", "--out", target, "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not list((tmp_path / "cache").glob("downstream/*"))
+
+
+def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
+    from cxrbench.cache import write_atomic
+
+    (tmp_path / "result.json").mkdir()  # os.replace cannot put a file over a folder
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "result.json", b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

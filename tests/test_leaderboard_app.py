@@ -17,7 +17,7 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from cxrbench.leaderboard.table import build_table, write_table
+from cxrbench.leaderboard.table import build_table, read_board, write_table
 
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not (SUBMISSIONS / "oracle" / "generator.yaml").
 
 
 def test_table_has_one_row_per_comparison(tmp_path):
-    table = build_table(SUBMISSIONS)
+    table = build_table(read_board(SUBMISSIONS).entries)
     assert {"oracle", "noise", "classic_aug", "real_extra"} <= set(table["generator"])
     assert not table.duplicated(["suite", "task", "regime", "generator", "ratio", "reference"]).any()
     oracle = table[(table["generator"] == "oracle") & (table["task"] == "phantom_cls")]
@@ -56,7 +56,7 @@ def test_filters_change_the_table(app):
     before = app.dataframe[0].value
     app.sidebar.multiselect(key="conditioning").set_value(["text"]).run()
     only_text = app.dataframe[0].value
-    table = build_table(SUBMISSIONS)
+    table = build_table(read_board(SUBMISSIONS).entries)
     text_conditioned = set(table[table["conditioning"].map(lambda value: "text" in value.split(","))]["generator"])
     assert "noise" in set(only_text["generator"]) <= text_conditioned and len(only_text) < len(before)
     app.sidebar.multiselect(key="conditioning").set_value(["label", "mask", "text"]).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,36 @@ def test_every_reviewed_round_reads_the_verdicts_on_the_plain_models_revision():
     round_zero.mark_fitted("round 0 fit key")
     round_one.start_from(round_zero)
     assert round_zero.reviewed_revision == round_one.reviewed_revision == plain.revision() != round_zero.revision()
+
+
+def _record(i: int) -> FeedbackRecord:
+    return FeedbackRecord(reviewer="r", time=now(), image_sha256=f"{i:064x}", generator="ldm_mask",
+                          generator_revision="rev", task="phantom_seg", verdict="reject")
+
+
+def test_a_verdict_after_a_cut_short_line_is_not_glued_onto_it(tmp_path):
+    feedback = tmp_path / "f.jsonl"
+    append_feedback(feedback, _record(1))
+    feedback.write_bytes(feedback.read_bytes()[:-20])  # a crash mid-line
+    append_feedback(feedback, _record(2))
+    read = read_feedback(feedback, revision="rev")
+    assert set(read.verdicts) == {f"{2:064x}"} and read.skipped["unreadable"] == 1
+
+
+def test_a_short_write_is_an_error_not_a_lost_verdict(tmp_path, monkeypatch):
+    import cxrbench.feedback as module
+
+    real_write = os.write
+    monkeypatch.setattr(module.os, "write", lambda fd, data: real_write(fd, data[: len(data) // 2]))
+    with pytest.raises(OSError, match="only .* bytes of the verdict were written"):
+        append_feedback(tmp_path / "f.jsonl", _record(1))
+
+
+def test_the_review_page_listens_on_this_machine_only_unless_asked(monkeypatch, tmp_path):
+    import cxrbench.review as review
+
+    commands = []
+    monkeypatch.setattr(review.subprocess, "call", lambda command, env: commands.append(command) or 0)
+    review.open_review_page(tmp_path, tmp_path / "f.jsonl", "r", 8502)
+    review.open_review_page(tmp_path, tmp_path / "f.jsonl", "r", 8502, address="0.0.0.0")
+    assert [c[c.index("--server.address") + 1] for c in commands] == ["127.0.0.1", "0.0.0.0"]

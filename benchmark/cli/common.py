@@ -12,10 +12,11 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import ConfigError, CxrbenchError
 
-console = Console(width=max(Console().width, 160))  # the results table needs ~150 columns
+console = Console()
 errors = Console(stderr=True)
 
 DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))
@@ -37,8 +38,25 @@ class Format(str, Enum):
 
 
 def fail(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)  # verbatim
     raise typer.Exit(code=2)
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, in one line, if the result could not be written at `out` once the run is done (a probe file is
+    created and removed beside it)."""
+    import tempfile
+
+    from ..errors import ConfigError
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; name the result file, e.g. {out / 'result.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error})") from None
 
 
 def split_names(value: str | None) -> list[str]:

@@ -20,12 +20,18 @@ def build(
     out: Annotated[Path, typer.Option(help="Table to write (.parquet or .json).")] = Path(
         "results/leaderboard.parquet"),
 ) -> None:
-    """Turn the submissions into one table: per (suite, task, generator, ratio, reference) Δ, CI, p, ..."""
-    from cxrbench.leaderboard.table import build_table, write_table
+    """Turn the submissions into one table: per (suite, task, regime, generator, ratio, reference) Δ, CI, verdict.
+
+    An entry that cannot be read is left out and named; the exit code is then 2 (the table of the rest is written)."""
+    from cxrbench.errors import SubmissionError
+    from cxrbench.leaderboard.table import build_table, read_board, write_table
 
     with one_line_errors():
-        table = build_table(submissions)
+        board = read_board(submissions)
+        table = build_table(board.entries)
         write_table(table, out)
+        if board.refused:
+            raise SubmissionError([problem for problems in board.refused.values() for problem in problems])
     console.print(f"{len(table)} rows from {table['generator'].nunique() if len(table) else 0} generator(s) -> {out}")
 
 

@@ -66,6 +66,8 @@ def review(
     cache_dir: CacheDir = DEFAULT_CACHE,
     generator_config: GeneratorConfig = None,
     port: Annotated[int, typer.Option(help="Port of the review page.")] = 8502,
+    address: Annotated[str, typer.Option(help="Address the page listens on (0.0.0.0: every network; anyone who "
+                                              "reaches it can add verdicts).")] = "127.0.0.1",
 ) -> None:
     """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""
     from ..review import open_review_page, reviewed_set
@@ -78,4 +80,4 @@ def review(
         set_dir = reviewed_set(task, generator, cache_dir, config)
     feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"
     console.print(f"reviewing {set_dir}; verdicts go to {feedback}")
-    raise typer.Exit(code=open_review_page(set_dir, feedback, reviewer, port))
+    raise typer.Exit(code=open_review_page(set_dir, feedback, reviewer, port, address))

@@ -17,6 +17,7 @@ from .common import (
     Device,
     Format,
     GeneratorConfig,
+    check_writable,
     console,
     fail,
     one_line_errors,
@@ -58,6 +59,7 @@ def run(
                            data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
+        check_writable(out)  # before the work, not after it
         result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1, out=out,
                                show_progress=fmt is Format.table)
     show_result(result, fmt)

@@ -45,4 +45,4 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
             continue
         st.markdown(f"**{plain(sub.task)}, {plain(sub.result.regime)} regime**")
         for image in sub.gallery:
-            st.image(str(entry.folder / image.file), caption=image.condition)
+            st.image(str(entry.folder / image.file), caption=plain(image.condition))  # captions render Markdown
