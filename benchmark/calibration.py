@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from .cache import Cache
 from .cell import synthetic_set
 from .errors import ConfigError
+from .executor import die_with_parent
 from .plan import Cell, TaskPlan, plan_task
 from .predictions import save_predictions
 from .registry import get_task
@@ -99,7 +100,8 @@ def calibrate(task_name: str, regime: str, controls: list[str], *, seeds: int, g
     if workers <= 1:
         outputs = list(map(_train, *jobs))
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             outputs = list(pool.map(_train, *jobs))
     by_cell = dict(zip((cell.key for cell in cells), outputs, strict=True))
     return _rates(plan, arms, by_cell, group_size, fresh_patients, n_boot)

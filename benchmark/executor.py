@@ -6,7 +6,10 @@ per core uses the machine fully and gives the same numbers as running the cells 
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -19,6 +22,14 @@ from .plan import Cell
 def _label(cell: Cell) -> str:
     arm = f"{cell.generator} x{cell.ratio:g}" if cell.has_synthetic else cell.generator
     return f"{cell.task} {arm} seed {cell.seed}"
+
+
+def die_with_parent() -> None:
+    """A worker's initializer: on Linux, the kernel kills the worker when the process that started it dies, so a
+    killed run (SIGKILL or SIGTERM) leaves no worker behind, still training and holding its memory."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progress: bool = True) -> None:
@@ -34,7 +45,7 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progre
                 progress.advance(bar)
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
             futures = {pool.submit(run_cell, cell, cache_root): cell for cell in cells}
             for future in as_completed(futures):
                 future.result()

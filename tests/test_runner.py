@@ -127,3 +127,44 @@ def test_kill_9_then_rerun_completes_with_the_uninterrupted_numbers(tiny_run, tm
     resumed = RunResult.model_validate_json(done.stdout)
     expected = {k: v for k, v in _scores(first).items() if k[0] == "phantom_seg" and k[1] != "noise"}
     assert _scores(resumed) == expected
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid`, from /proc (Linux)."""
+    found, frontier = set(), {pid}
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = open(f"/proc/{parent}/task/{parent}/children").read().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            if child not in found:
+                found.add(child)
+                frontier.add(child)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent on Linux")
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_a_run_leaves_no_worker_behind(tmp_path, how):
+    command = [sys.executable, "-m", "cxrbench", "run", "--generator", "oracle", "--task", "phantom_cls",
+               "--train-size", "24", "--seeds", "4", "--ratios", "0.5", "--workers", "2",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "result.json")]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "cache").glob("downstream/*/*/_COMPLETE.json")):  # the workers are at work
+        assert victim.poll() is None and time.monotonic() < deadline, "the run ended before a cell was stored"
+        time.sleep(0.2)
+    workers = _children(victim.pid)
+    assert len(workers) >= 3  # two workers and multiprocessing's resource tracker
+    victim.send_signal(how)
+    victim.wait()
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
+              for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")
+             and "zombie" not in open(f"/proc/{pid}/status").read().lower()]
+    assert not alive, f"left behind: {alive}"
