@@ -31,7 +31,7 @@ from .registry import generator_class, get_task
 from .samples import Splits
 from .schemas import GeneratorMeta, RunConfig
 from .task import Task
-from .task_data import load_pool, load_splits
+from .task_data import load_pool
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
               cache_dir: Path | None = None) -> TaskPlan:
     task = get_task(name)
     root = None if config.data_root is None else str(config.data_root)
-    splits = load_splits(name, root, train_size, None if cache_dir is None else str(cache_dir))
+    splits = task.load(config.data_root, train_size=train_size, cache_dir=cache_dir)
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrbench.registry import get_task
+from cxrbench.registry import generator_class, get_task
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.scoring import ArmPredictions, _score_arm
 from cxrbench.tasks.downstream.metrics import dice_per_image, f1_counts, val_thresholds
@@ -206,7 +206,7 @@ def test_a_multi_label_task_keeps_the_mean_of_positive_class_f1_and_auroc_skips_
 def test_seed_scores_carry_the_secondary_numbers():
     task = get_task("phantom_seg")
     splits = _seg_splits()
-    arm = ArmPredictions("oracle", "r", "generator", 1.0, 4,
+    arm = ArmPredictions(generator_class("oracle").meta, "r", 1.0, 4,
                          [(s, f"cell{s}", task.predict(_Brightness(), splits, device="cpu")) for s in (0, 1)])
     result = _score_arm(task, splits, arm).result
     assert [s.secondary for s in result.seeds] == [{"dice_positive": 1.0, "fp_rate_empty": 0.0}] * 2
