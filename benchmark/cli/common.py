@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..errors import ConfigError, CxrbenchError
 
-console = Console()
+console = Console(width=max(Console().width, 160))  # `list` needs the width; the run report fits in 80
 errors = Console(stderr=True)
 
 DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", Path.home() / ".cache" / "cxrbench"))
