@@ -73,6 +73,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.reliability("hostile_file")
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_entry_is_refused_with_its_file_named(entry, tmp_path, case):
     make, expected = HOSTILE[case]
