@@ -34,6 +34,10 @@ BASELINE = "real_only"
 REFERENCE_BASELINES = ("classic_aug",)
 """The baselines every generator must also be compared with: the bar a generator must clear to be worth its compute."""
 ALPHA = 0.05
+PREDICTION_TOLERANCE = 1e-4
+"""How far an entry's prediction may be from CI's retraining of its cell (`cxrbench verify`): the largest
+difference of a probability, or the share of differing mask pixels. Set from the drift measured between CPU
+kernels (docs/verification.md); forged predictions differ by orders of magnitude more."""
 """The family-wise error rate of each entry's verdicts (two-sided: α/2 per direction)."""
 
 FIT_SEED = 0

@@ -12,7 +12,7 @@ from . import __version__
 from .cache import Cache, write_atomic
 from .executor import execute
 from .fitting import ready_generator
-from .plan import TaskPlan, checked_config, plan_tasks
+from .plan import Cell, TaskPlan, checked_config, plan_tasks
 from .protocol import PROTOCOL_VERSION
 from .registry import generator_class
 from .schemas import RunConfig, RunResult
@@ -21,13 +21,24 @@ from .scoring import METHODS, score_run
 log = logging.getLogger(__name__)
 
 
-def _fit_trainable_generators(plans: list[TaskPlan], cache: Cache) -> None:
-    """Fit each trainable generator once, here, before workers that need it start in parallel."""
+def _fit_trainable_generators(plans: list[TaskPlan], cache: Cache, wanted: set[str]) -> None:
+    """Fit each trainable generator that a wanted cell needs once, here, before workers that need it start in
+    parallel."""
     for plan in plans:
         for arm in plan.arms:
+            cells = [c for c in arm.cells if c.key in wanted]
             cell = arm.cells[0]
-            if cell.fit_key and not all(cache.is_complete("synthetic", c.synthetic_key) for c in arm.cells):
+            if cell.fit_key and not all(cache.is_complete("synthetic", c.synthetic_key) for c in cells):
                 ready_generator(cell, cache, plan.splits.train)
+
+
+def compute(plans: list[TaskPlan], cells: list[Cell], cache: Cache, *, workers: int, show_progress: bool) -> None:
+    """Put `cells` (of `plans`) into the cache: fit their generators first, then train the missing cells."""
+    wanted = {cell.key for cell in cells}
+    _fit_trainable_generators(plans, cache, wanted)
+    missing = [cell for cell in cells if not cache.is_complete("downstream", cell.key)]
+    log.info("%d of %d cells to compute", len(missing), len(cells))
+    execute(missing, str(cache.root), workers=workers, show_progress=show_progress)
 
 
 def _environment() -> dict[str, str]:
@@ -48,10 +59,8 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | No
     config = checked_config(config)
     cache = Cache(cache_root)
     plans = plan_tasks(config, cache.root)
-    _fit_trainable_generators(plans, cache)
-    missing = [cell for plan in plans for cell in plan.cells() if not cache.is_complete("downstream", cell.key)]
-    log.info("%d of %d cells to compute", len(missing), sum(len(p.cells()) for p in plans))
-    execute(missing, str(cache.root), workers=workers, show_progress=show_progress)
+    compute(plans, [cell for plan in plans for cell in plan.cells()], cache, workers=workers,
+            show_progress=show_progress)
     scored = score_run(plans, cache, n_boot=config.n_boot)
     for generator, members in scored.incomplete.items():
         log.warning("incomplete: %s lacks %d comparison(s) of its protocol family (counted as p = 1): %s",

@@ -46,6 +46,10 @@ class Task(ABC):
     """Whether images of this task (and synthetic images, which may be near copies of them) may be published
     with a submission. Real datasets may not (covid-lungs' per-image licences, CheXpert's terms); rendered
     phantoms show no patient."""
+    public_data: ClassVar[bool] = False
+    """Whether anyone may obtain this task's data without an agreement, so that CI keeps a copy and retrains
+    entries on it (`verification`): the rendered phantoms and the open suite; not the paper suite's credentialed
+    datasets."""
 
     @abstractmethod
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrbench.errors import ConfigError, SubmissionError
+from cxrbench.registry import get_task
 from cxrbench.submission import (
     CARD_FILE,
     GeneratorCard,
@@ -22,11 +23,12 @@ from cxrbench.submission import (
     task_files,
 )
 from cxrbench.untrusted import irregular_paths
+from cxrbench.verification import LEVELS, level
 
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
            "boot_ci_low", "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds",
-           "verified", "date", "revision", "generator_revision"]
+           "verification", "ranked", "date", "revision", "generator_revision"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def _rows(entry: Entry) -> list[dict]:
     for sub in entry.tasks:
         arms = {(a.generator, a.ratio): a for a in sub.result.arms}
         role = next(m.role for m in sub.generators if m.name == sub.generator)
+        verification = level(sub, get_task(sub.task).public_data)
         for c in sub.result.comparisons:
             rows.append({
                 "suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "n_real": sub.result.n_train_real,
@@ -91,7 +94,8 @@ def _rows(entry: Entry) -> list[dict]:
                 "p_holm": c.p_holm, "p_bonferroni": c.p_bonferroni, "mde": c.mde, "t_ci_low": c.t_ci[0],
                 "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0], "boot_ci_high": c.boot_ci[1],
                 "p_t_greater": c.p_t_greater, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
-                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, "verified": sub.verified,
+                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds,
+                "verification": verification, "ranked": verification == LEVELS[0],
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
             })
@@ -99,13 +103,16 @@ def _rows(entry: Entry) -> list[dict]:
 
 
 def build_table(entries: list[Entry]) -> pd.DataFrame:
-    """The leaderboard table: one row per (suite, task, regime, generator, ratio, reference) comparison."""
+    """The leaderboard table: one row per (suite, task, regime, generator, ratio, reference) comparison; within a
+    comparison, recomputed entries first (only they are ranked), then spot-checked, then self-reported."""
     rows = [row for entry in entries for row in _rows(entry)]
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
-    return table.sort_values(["suite", "task", "regime", "reference", "delta"],
-                             ascending=[True, True, True, True, False], ignore_index=True)
+    table["level_order"] = table["verification"].map(LEVELS.index)
+    return table.sort_values(["suite", "task", "regime", "reference", "level_order", "delta"],
+                             ascending=[True, True, True, True, True, False],
+                             ignore_index=True).drop(columns="level_order")
 
 
 def seed_scores(entry: Entry) -> pd.DataFrame:

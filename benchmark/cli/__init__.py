@@ -28,6 +28,7 @@ app.command()(quality.review)
 app.command()(calibration.calibrate)
 app.command()(submissions.submit)
 app.command()(submissions.validate)
+app.command()(submissions.verify)
 app.add_typer(leaderboard_app, name="leaderboard")
 for name, target in COMMAND_GROUPS.items():
     app.add_typer(load_target(target), name=name)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_CACHE, SUBMISSIONS, console, one_line_errors
+from .common import DEFAULT_CACHE, SUBMISSIONS, CacheDir, console, one_line_errors, split_names
 
 
 def submit(
@@ -39,3 +40,31 @@ def validate(
     with one_line_errors():
         folders = validate_entries(paths or [SUBMISSIONS], data_root)
     console.print(f"{len(folders)} submission(s) valid: {', '.join(f.name for f in folders)}")
+
+
+def verify(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Submission folders (default: submissions/).")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        help="This machine's copy of the real datasets, for entries on them (env CXRBENCH_DATA_ROOT).",
+        envvar="CXRBENCH_DATA_ROOT")] = None,
+    cache_dir: CacheDir = DEFAULT_CACHE,
+    seeds: Annotated[str | None, typer.Option(
+        help="Retrain only these seeds, comma-separated: a quick local check (CI retrains every seed).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
+) -> None:
+    """Validate the entries, then retrain every cell CI can reach with the protocol's code and require the
+    entries' predictions to match; print each file's verification level."""
+    from ..errors import ConfigError
+    from ..recompute import verify as verify_entries
+
+    with one_line_errors():
+        try:
+            chosen = None if seeds is None else [int(seed) for seed in split_names(seeds)]
+        except ValueError:
+            raise ConfigError(f"--seeds must be comma-separated seed numbers, e.g. 0,1; got {seeds!r}") from None
+        checked = verify_entries(paths or [SUBMISSIONS], cache_dir, data_root=data_root, seeds=chosen,
+                                 workers=workers or os.cpu_count() or 1)
+    for item in checked:
+        console.print(f"{item.path}: {item.level} ({item.cells} cells retrained, largest difference "
+                      f"{item.largest_difference:.2g})", highlight=False, markup=False)

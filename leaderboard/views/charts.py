@@ -15,9 +15,9 @@ def forest(rows: pd.DataFrame, ci: str) -> alt.LayerChart:
     data = _label(rows)
     y = alt.Y("arm:N", sort=alt.EncodingSortField("delta", order="descending"), title=None)
     whiskers = alt.Chart(data).mark_rule(strokeWidth=2).encode(
-        x=alt.X(f"{ci}_low:Q", title="Δ vs reference (95% CI)"), x2=f"{ci}_high:Q", y=y, color="verified:N")
+        x=alt.X(f"{ci}_low:Q", title="Δ vs reference (95% CI)"), x2=f"{ci}_high:Q", y=y, color="verification:N")
     points = alt.Chart(data).mark_point(filled=True, size=80).encode(
-        x="delta:Q", y=y, color="verified:N",
+        x="delta:Q", y=y, color="verification:N",
         tooltip=["generator", "ratio", "delta", f"{ci}_low", f"{ci}_high", "p_holm", "verdict"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="grey").encode(x="x:Q")
     return (whiskers + points + zero).properties(height=60 + 45 * len(data))

@@ -1,4 +1,4 @@
-"""The sidebar filters shared by the ranking page: suite, task, regime, conditioning, reference, verified only."""
+"""The sidebar filters shared by the ranking page: suite, task, regime, conditioning, reference, ranked only."""
 
 from __future__ import annotations
 
@@ -26,6 +26,6 @@ def filtered(table: pd.DataFrame) -> pd.DataFrame:
     references = sorted(rows["reference"].unique(), key=lambda name: (name != BASELINE, name))
     reference = st.sidebar.selectbox("Compared with", references, key="reference") if references else None
     rows = rows[rows["reference"] == reference]
-    if st.sidebar.checkbox("Verified only", value=False, key="verified_only"):
-        rows = rows[rows["verified"]]
+    if st.sidebar.checkbox("Ranked entries only (recomputed by CI)", value=False, key="ranked_only"):
+        rows = rows[rows["ranked"]]
     return rows

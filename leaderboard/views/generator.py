@@ -31,7 +31,7 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
     st.subheader("Results")
     rows = table[table["generator"] == name]
     st.dataframe(rows[["suite", "task", "regime", "ratio", "reference", "verdict", "delta", "ci_low", "ci_high",
-                       "p_holm", "mde", "reference_score", "arm_score", "verified", "date"]], hide_index=True,
+                       "p_holm", "mde", "reference_score", "arm_score", "verification", "date"]], hide_index=True,
                  width="stretch")
     st.subheader("Per-seed scores")
     seeds = seed_scores(entry)

@@ -39,8 +39,14 @@ an entry that lacks a member is incomplete and does not validate.
 Every submission stores the per-case test predictions of every arm and seed. `cxrbench validate`
 recomputes every score, Δ, interval and p-value from them and the task's own labels, and checks the
 task version, the split, the regimes, the seeds, the ratios, that the family is complete and that the
-generator was not trained on the test split. CI runs it on every pull request. **Verified** generators
-have their code in this repository; unverified ones come from third-party packages.
+generator was not trained on the test split. CI runs it on every pull request.
+
+Predictions can be written by hand, so CI also retrains (`cxrbench verify`) every cell it can reach with
+the protocol's own code and requires the entry's predictions to match. Each entry shows how much CI
+retrained: **recomputed** (every arm, the generator's code being in this repository), **spot-checked**
+(the real-only baseline and the reference arms; the generator's own arm is the submitter's) or
+**self-reported** (the task's data is not public, so CI holds no copy). Only recomputed entries are
+ranked; the others are listed below them.
 """
 
 

@@ -8,10 +8,12 @@ import streamlit as st
 from cxrbench.leaderboard.views.charts import delta_by_ratio, forest
 from cxrbench.leaderboard.views.filters import filtered
 from cxrbench.leaderboard.views.text import plain
+from cxrbench.verification import LEVELS
 
-SHOWN = {"generator": "generator", "verdict": "verdict", "delta": "Δ", "ci": "95% CI", "p_holm": "p Holm",
+SHOWN = {"rank": "rank", "generator": "generator", "verdict": "verdict", "delta": "Δ", "ci": "95% CI",
+         "p_holm": "p Holm",
          "mde": "MDE (80%)", "ratio": "ratio", "reference_score": "reference score", "arm_score": "arm score",
-         "p_t_greater": "p one-sided t (secondary)", "verified": "verified", "role": "role", "date": "date",
+         "p_t_greater": "p one-sided t (secondary)", "verification": "verification", "role": "role", "date": "date",
          "revision": "revision"}
 CI_KINDS = {"primary: seeds and test patients combined (the verdict's)": "ci",
             "secondary: t over seeds only (training noise)": "t_ci",
@@ -19,19 +21,24 @@ CI_KINDS = {"primary: seeds and test patients combined (the verdict's)": "ci",
 
 
 def ranking_table(rows: pd.DataFrame, ci: str) -> pd.DataFrame:
-    """Plain cells (text is never rendered as HTML by st.dataframe)."""
-    shown = rows.sort_values("delta", ascending=False).assign(
-        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(rows[f"{ci}_low"], rows[f"{ci}_high"], strict=True)])
+    """Recomputed entries ranked by Δ, then the unranked ones (spot-checked, self-reported) below them; plain
+    cells (text is never rendered as HTML by st.dataframe)."""
+    order = rows["verification"].map(LEVELS.index)
+    shown = rows.assign(order=order).sort_values(["order", "delta"], ascending=[True, False])
+    shown = shown.assign(
+        ci=[f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(shown[f"{ci}_low"], shown[f"{ci}_high"], strict=True)],
+        rank=[str(i + 1) if ranked else "-" for i, ranked in enumerate(shown["ranked"])])
     return shown[list(SHOWN)].rename(columns=SHOWN).reset_index(drop=True)
 
 
 def render(entries, table: pd.DataFrame) -> None:
     st.title("cxrbench leaderboard")
     st.caption("Does a generator's synthetic data make the downstream model better? Δ is the paired difference to "
-               "the reference arm over the same seeds and regime. The verdict (helps, hurts, no detectable "
-               "difference) comes from the primary analysis: one interval for training and test-set noise together, "
-               "a two-sided test Holm-corrected over the generator's protocol family; MDE is the |Δ| that test "
-               "detects with 80% power.")
+               "the reference arm over the same seeds and regime. Only entries CI recomputed are ranked; "
+               "spot-checked and self-reported ones follow, unranked (see Protocol and statistics). The verdict "
+               "(helps, hurts, no detectable difference) comes from the primary analysis: one interval for training "
+               "and test-set noise together, a two-sided test Holm-corrected over the generator's protocol family; "
+               "MDE is the |Δ| that test detects with 80% power.")
     rows = filtered(table)
     if rows.empty:
         st.info("No submission matches these filters.")

@@ -40,6 +40,7 @@ class _PhantomTask:
     population_seed: ClassVar[int]
     redistributable: ClassVar[bool] = True
     """Rendered phantoms show no patient: their entries carry a gallery."""
+    public_data: ClassVar[bool] = True
     data_version: ClassVar[str] = "1"
     """The version of the data alone (bumped when the population or its rendering changes), so that a new
     recipe (meta.version) keeps generator fits cached; the recipe enters every downstream cell's key itself."""

@@ -58,6 +58,7 @@ class PneumoniaKermany(RealTask, ClassificationTask):
         regimes={"scarce": 100, "full": 1000}, default_ratios=[1.0], default_seeds=5,
     )
     folder = "pneumonia-kermany"
+    public_data = True
     layout = "any folder tree with NORMAL/ and PNEUMONIA/ folders of JPEGs, e.g. train/NORMAL/IM-0115-0001.jpeg"
     model = "small_cnn"
     schedule = Schedule(steps=400, batch_size=32, learning_rate=2e-3, weight_decay=1e-4)
@@ -98,6 +99,7 @@ class CovidLungSegmentation(RealTask, SegmentationTask):
         regimes={"scarce": 30, "full": None}, default_ratios=[1.0], default_seeds=5,
     )
     folder = "covid-lungs"
+    public_data = True
     layout = "metadata.csv with columns image, mask, patientid; images/ and masks/ (masks the size of their images)"
     channels = (8, 16, 32, 64)
     schedule = Schedule(steps=600, batch_size=8, learning_rate=3e-3, weight_decay=1e-4)

@@ -1,0 +1,114 @@
+"""`cxrbench verify`: retrain an entry's cells with the protocol's own code and compare the predictions.
+
+`validate` proves that an entry's numbers follow from its stored predictions; this proves that those
+predictions follow from training. Every cell CI can reach (`verification.retrained_arms`) is planned
+exactly as `cxrbench run` plans it, computed through the stage cache (shared entries, such as the
+baseline's cells, are trained once for all entries), and its predictions are compared with the
+entry's within `protocol.PREDICTION_TOLERANCE`: the drift measured between CPU kernels (docs/verification.md).
+A match means the numbers shown are the numbers CI's own training gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import Cache
+from .errors import SubmissionError
+from .plan import Cell, plan_tasks
+from .predictions import load_predictions
+from .protocol import BASELINE, PREDICTION_TOLERANCE
+from .registry import get_task
+from .runner import compute
+from .schemas import RunConfig
+from .submission import TaskSubmission, decode_predictions, load_task_submission, prediction_key, task_files
+from .validate import Problem, validate
+from .verification import Level, level, retrained_arms
+
+
+@dataclass(frozen=True)
+class FileVerification:
+    path: Path
+    level: Level
+    cells: int
+    """Cells retrained and compared."""
+    largest_difference: float
+    """The largest difference of any compared prediction (probability, or share of mask pixels)."""
+
+
+def verify(paths: list[Path], cache_root: Path, *, data_root: Path | None = None, seeds: list[int] | None = None,
+           workers: int = 1, show_progress: bool = True) -> list[FileVerification]:
+    """Validate the entries, then retrain what CI can reach and compare; raises SubmissionError listing every
+    differing prediction. A task file among `paths` limits its entry to the files named, and `seeds` to those
+    seeds: quick local checks (CI retrains every file and seed)."""
+    cache = Cache(cache_root)
+    named = [path for path in paths if path.is_file()]
+    checked, problems = [], []
+    for folder in validate(paths, data_root):
+        files = [path for path in named if path.parent == folder] or task_files(folder)
+        for path in files:
+            found, verification = _verify_file(path, cache, data_root, seeds, workers, show_progress)
+            problems += found
+            checked.append(verification)
+    if problems:
+        raise SubmissionError(problems)
+    return checked
+
+
+def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[int] | None, workers: int,
+                 show_progress: bool) -> tuple[list[Problem], FileVerification]:
+    submission = load_task_submission(path)
+    task = get_task(submission.task)
+    arms = retrained_arms(submission, task.public_data)
+    stored = {(a.generator, a.ratio) for a in submission.result.arms if a.generator in arms}
+    cells = []
+    if arms:
+        config = RunConfig(tasks=[submission.task], regimes=[submission.result.regime], generators=arms,
+                           ratios=sorted({ratio for _, ratio in stored}) or None, seeds=submission.config.seeds,
+                           n_boot=submission.config.n_boot, data_root=data_root)
+        plans = plan_tasks(config, cache.root)
+        cells = [(arm.generator, arm.ratio, cell) for plan in plans for arm in (plan.baseline, *plan.arms)
+                 for cell in arm.cells
+                 if (arm.generator == BASELINE or (arm.generator, arm.ratio) in stored)
+                 and (seeds is None or cell.seed in seeds)]
+        compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress)
+    entry = decode_predictions(submission.predictions)
+    problems, largest = [], 0.0
+    for generator, ratio, cell in cells:
+        found, difference = _compare(submission, entry, generator, ratio, cell, cache)
+        problems += [(str(path), field, what) for field, what in found]
+        largest = max(largest, difference)
+    return problems, FileVerification(path, level(submission, task.public_data), len(cells), largest)
+
+
+def _compare(submission: TaskSubmission, entry: dict[str, np.ndarray], generator: str, ratio: float, cell: Cell,
+             cache: Cache) -> tuple[list[tuple[str, str]], float]:
+    prefix = prediction_key(generator, ratio, cell.seed, "")
+    retrained = load_predictions(cache, cell)
+    submitted = {key[len(prefix):]: value for key, value in entry.items() if key.startswith(prefix)}
+    if set(submitted) != set(retrained):
+        return [("predictions", f"{prefix}*: holds {sorted(submitted)}; CI's retraining gives "
+                                f"{sorted(retrained)}")], 0.0
+    problems, largest = [], 0.0
+    for name, ours in retrained.items():
+        theirs = submitted[name]
+        if theirs.shape != ours.shape:
+            problems.append(("predictions", f"{prefix}{name}: shape {theirs.shape}; CI's retraining gives "
+                                            f"{ours.shape}"))
+            continue
+        difference = _difference(ours, theirs)
+        largest = max(largest, difference)
+        if difference > PREDICTION_TOLERANCE:
+            problems.append(("predictions", f"{prefix}{name}: differs from CI's retraining of this cell by "
+                                            f"{difference:.3g} (tolerance {PREDICTION_TOLERANCE:g}): the "
+                                            f"predictions do not come from the protocol's training"))
+    return problems, largest
+
+
+def _difference(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Largest absolute difference of probabilities; share of differing pixels or labels otherwise."""
+    if ours.dtype.kind == "f":
+        return float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)), initial=0.0))
+    return float(np.mean(ours != theirs)) if ours.size else 0.0
