@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import Cache
+from .carried import sets_path
 from .errors import SubmissionError
 from .plan import Cell, plan_tasks
 from .predictions import load_predictions
@@ -26,6 +27,9 @@ from .schemas import RunConfig
 from .submission import TaskSubmission, decode_predictions, load_task_submission, prediction_key, task_files
 from .validate import Problem, validate
 from .verification import Level, level, retrained_arms
+
+CARRIED = "carried"
+"""The generator that serves a third-party entry's carried synthetic sets (generators/carried.py)."""
 
 
 @dataclass(frozen=True)
@@ -61,16 +65,22 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
                  show_progress: bool) -> tuple[list[Problem], FileVerification]:
     submission = load_task_submission(path)
     task = get_task(submission.task)
-    arms = retrained_arms(submission, task.public_data)
-    stored = {(a.generator, a.ratio) for a in submission.result.arms if a.generator in arms}
+    sets = sets_path(path)
+    carried = not submission.verified and sets.is_file()
+    arms = retrained_arms(submission, task.public_data, carried)
+    # a third-party arm is retrained from its carried images, planned as the `carried` generator
+    planned = {name: CARRIED if carried and name == submission.generator else name for name in arms}
+    stored = {(planned[a.generator], a.ratio) for a in submission.result.arms if a.generator in arms}
     cells = []
     if arms:
-        config = RunConfig(tasks=[submission.task], regimes=[submission.result.regime], generators=arms,
-                           ratios=sorted({ratio for _, ratio in stored}) or None, seeds=submission.config.seeds,
-                           n_boot=submission.config.n_boot, data_root=data_root)
+        config = RunConfig(tasks=[submission.task], regimes=[submission.result.regime],
+                           generators=list(planned.values()), ratios=sorted({ratio for _, ratio in stored}) or None,
+                           seeds=submission.config.seeds, n_boot=submission.config.n_boot, data_root=data_root,
+                           generator_config={CARRIED: {"sets": str(sets)}} if carried else {})
         plans = plan_tasks(config, cache.root)
-        cells = [(arm.generator, arm.ratio, cell) for plan in plans for arm in (plan.baseline, *plan.arms)
-                 for cell in arm.cells
+        submitted_name = {CARRIED: submission.generator} if carried else {}
+        cells = [(submitted_name.get(arm.generator, arm.generator), arm.ratio, cell)
+                 for plan in plans for arm in (plan.baseline, *plan.arms) for cell in arm.cells
                  if (arm.generator == BASELINE or (arm.generator, arm.ratio) in stored)
                  and (seeds is None or cell.seed in seeds)]
         compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress)
@@ -80,7 +90,7 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
         found, difference = _compare(submission, entry, generator, ratio, cell, cache)
         problems += [(str(path), field, what) for field, what in found]
         largest = max(largest, difference)
-    return problems, FileVerification(path, level(submission, task.public_data), len(cells), largest)
+    return problems, FileVerification(path, level(submission, task.public_data, carried), len(cells), largest)
 
 
 def _compare(submission: TaskSubmission, entry: dict[str, np.ndarray], generator: str, ratio: float, cell: Cell,

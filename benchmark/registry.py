@@ -36,6 +36,7 @@ GENERATOR_CLASSES = (
     "cxrbench.generators.oracle:Oracle",
     "cxrbench.generators.noise:Noise",
     "cxrbench.generators.real_extra:RealExtra",
+    "cxrbench.generators.carried:Carried",
     "cxrbench.generators.ldm.generator:TextConditionedLDM",
     "cxrbench.generators.ldm.generator:MaskConditionedLDM",
     "cxrbench.generators.ldm.refined:TextProxyLDM",

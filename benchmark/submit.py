@@ -19,8 +19,9 @@ import yaml
 
 from . import __version__
 from .cache import Cache, write_atomic
+from .carried import conditions_digest, sets_path, write_sets
 from .errors import DataError
-from .plan import Arm, plan_task
+from .plan import Arm, TaskPlan, plan_task
 from .protocol import PROTOCOL_VERSION, entry_references, run_regimes
 from .registry import generator_class
 from .samples import split_hash
@@ -58,6 +59,17 @@ def _predictions(plan_arms: list[Arm], cache: Cache) -> tuple[list, dict[str, np
     arrays = {prediction_key(arm.generator, arm.ratio, seed, name): value
               for arm in scored for seed, _, predictions in arm.seeds for name, value in predictions.items()}
     return scored, arrays
+
+
+def _carried_sets(plan: TaskPlan, generator: str, cache: Cache) -> bytes:
+    """A third-party arm's synthetic sets as the run stored them, for CI to retrain the arm from (`carried`)."""
+    sets = {}
+    for arm in plan.arms:
+        if arm.generator == generator:
+            for cell in arm.cells:
+                conditions = plan.task.conditions(plan.splits.train, cell.n_synthetic, seed=cell.seed)
+                sets[conditions_digest(conditions)] = load_synthetic_set(cache.path("synthetic", cell.synthetic_key))[1]
+    return write_sets(sets)
 
 
 def _gallery(arm: Arm, cache: Cache, task: str, labels: list[str], folder: Path) -> list[GalleryImage]:
@@ -174,6 +186,8 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
                      if plan.task.redistributable else []))
         path = folder / task_file_name(plan.task.meta.suite, name, plan.regime)
         write_atomic(path, submission.model_dump_json(indent=1).encode())
+        if not meta.verified and plan.task.redistributable:
+            write_atomic(sets_path(path), _carried_sets(plan, card.name, cache))
         written.append(path)
     write_atomic(folder / CARD_FILE, yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False).encode())
     return written

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .carried import SETS_DIR, conditions_digest, read_sets, sets_path
 from .errors import DataError, SubmissionError, UnknownNameError
 from .protocol import (
     BASELINE,
@@ -163,6 +164,7 @@ def _check_file(path: Path, card: GeneratorCard | None,
     if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
     _check_gallery(path.parent, submission, task, add)
+    _check_carried_sets(path, submission, task, splits, add)
     return problems, (submission, item) if item is not None else None
 
 
@@ -278,6 +280,38 @@ def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) ->
             continue
         if kind != "PNG":
             add(f"gallery[{i}].file", f"{image.file} must be a PNG (it is {kind})")
+
+
+def _check_carried_sets(path: Path, submission: TaskSubmission, task: Task, splits: Splits, add) -> None:
+    """The synthetic sets a third-party entry may carry (`carried`): exactly one per cell of its own arms, for the
+    conditions the protocol asks that cell for."""
+    sets_file = sets_path(path)
+    if not sets_file.exists():
+        return
+    field = f"{SETS_DIR}/{sets_file.name}"
+    if submission.verified or not task.redistributable:
+        add(field, "only third-party entries on tasks whose images may be published carry synthetic sets")
+        return
+    try:
+        sets = read_sets(sets_file)
+    except (OSError, ValueError) as error:
+        add(field, str(getattr(error, "strerror", None) or error))
+        return
+    size = task.meta.resolution
+    expected = {}
+    for arm in submission.result.arms:
+        if arm.generator == submission.generator:
+            for seed in arm.seeds:
+                conditions = task.conditions(splits.train, arm.n_synthetic, seed=seed.seed)
+                expected[conditions_digest(conditions)] = (arm.ratio, seed.seed, (arm.n_synthetic, size, size))
+    for digest, (ratio, seed, shape) in expected.items():
+        if digest not in sets:
+            add(field, f"has no set for ratio {ratio:g}, seed {seed} (conditions digest {digest[:12]})")
+        elif sets[digest].shape != shape:
+            add(field, f"the set for ratio {ratio:g}, seed {seed} has shape {sets[digest].shape}; expected {shape}")
+    extra = sorted(set(sets) - set(expected))
+    if extra:
+        add(field, f"holds {len(extra)} set(s) no arm of the entry asks for (e.g. {extra[0][:12]})")
 
 
 def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict,

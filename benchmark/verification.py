@@ -8,7 +8,8 @@ can reach is decided from the entry's content alone, so the board derives the le
 trusts a claim in the file:
 
 - recomputed: every arm is retrained by CI: the real_only baseline, the reference arms, and the
-  generator itself (registered in this repository, so CI runs its code);
+  generator's own arm, either from its code (registered in this repository) or from the synthetic sets the
+  entry carries (`carried`; tasks whose images may be published);
 - spot-checked: the baseline and the reference arms are retrained (a forged baseline is refused), the
   generator's own arm is the submitter's (third-party code, which CI does not run);
 - self-reported: the task's data is not public (the paper suite's credentialed datasets), so CI holds no
@@ -29,17 +30,17 @@ LEVELS: tuple[Level, ...] = ("recomputed", "spot-checked", "self-reported")
 """Strongest first: the order the board lists entries in."""
 
 
-def retrained_arms(submission: TaskSubmission, public_data: bool) -> list[str]:
+def retrained_arms(submission: TaskSubmission, public_data: bool, carries_sets: bool) -> list[str]:
     """The arms (generator names, the baseline first) whose cells CI retrains for this task file."""
     if not public_data:
         return []
     arms = [BASELINE, *dict.fromkeys(a.generator for a in submission.result.arms)]
-    return [name for name in arms if name != submission.generator or submission.verified]
+    return [name for name in arms if name != submission.generator or submission.verified or carries_sets]
 
 
-def level(submission: TaskSubmission, public_data: bool) -> Level:
+def level(submission: TaskSubmission, public_data: bool, carries_sets: bool) -> Level:
     """The file's verification level (see the module docstring)."""
-    arms = retrained_arms(submission, public_data)
+    arms = retrained_arms(submission, public_data, carries_sets)
     if not arms:
         return "self-reported"
     return "recomputed" if submission.generator in arms else "spot-checked"

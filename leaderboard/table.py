@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxrbench.carried import sets_path
 from cxrbench.errors import ConfigError, SubmissionError
 from cxrbench.registry import get_task
 from cxrbench.submission import (
@@ -20,6 +21,7 @@ from cxrbench.submission import (
     load_card,
     load_task_submission,
     pydantic_problems,
+    task_file_name,
     task_files,
 )
 from cxrbench.untrusted import irregular_paths
@@ -84,7 +86,9 @@ def _rows(entry: Entry) -> list[dict]:
     for sub in entry.tasks:
         arms = {(a.generator, a.ratio): a for a in sub.result.arms}
         role = next(m.role for m in sub.generators if m.name == sub.generator)
-        verification = level(sub, get_task(sub.task).public_data)
+        carries_sets = not sub.verified and sets_path(entry.folder / task_file_name(sub.suite, sub.task,
+                                                                                sub.result.regime)).is_file()
+        verification = level(sub, get_task(sub.task).public_data, carries_sets)
         for c in sub.result.comparisons:
             rows.append({
                 "suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "n_real": sub.result.n_train_real,

@@ -1,0 +1,53 @@
+"""The images a third-party entry carries, served as a generator so CI retrains its arm with the ordinary cells.
+
+Used by `cxrbench verify` only: its synthetic sets (`benchmark/carried.py`) are looked up by the
+digest of the conditions each cell asks for, so the arm trains on exactly the pixels the submitter's
+run trained on. Its revision is the file's hash: another file is another arm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from cxrbench.carried import conditions_digest, read_sets
+from cxrbench.conditions import Condition
+from cxrbench.errors import GeneratorError
+from cxrbench.generator import Generator
+from cxrbench.schemas import GeneratorMeta
+
+
+class Carried(Generator):
+    meta = GeneratorMeta(name="carried", version="1", role="generator", conditioning=["label", "text", "mask"],
+                         description="A third-party entry's own synthetic images, carried in its submission folder "
+                                     "(option `sets`: the npz file); what `cxrbench verify` retrains such an arm on.")
+
+    def _path(self) -> Path:
+        path = self.config.get("sets")
+        if path is None:
+            raise GeneratorError("carried needs the option `sets`: the entry's synthetic/<task file>.npz")
+        return Path(path)
+
+    def _sets(self) -> dict[str, np.ndarray]:
+        path = self._path()
+        try:
+            return read_sets(path)
+        except (OSError, ValueError) as error:
+            raise GeneratorError(f"carried: {path}: {getattr(error, 'strerror', None) or error}") from None
+
+    def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
+        digest = conditions_digest(conditions)
+        images = self._sets().get(digest)
+        if images is None:
+            raise GeneratorError(f"carried: {self.config['sets']} holds no set for these {len(conditions)} "
+                                 f"conditions (seed {seed}, digest {digest[:12]})")
+        return images.astype(np.float32) / 65535
+
+    def revision(self) -> str:
+        """The carried file's content, not its path: the same images anywhere, another file another arm."""
+        try:
+            return hashlib.sha256(self._path().read_bytes()).hexdigest()[:32]
+        except OSError as error:
+            raise GeneratorError(f"carried: {self._path()}: {error.strerror or error}") from None
