@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,14 +18,14 @@ def shared_dataset(name: str) -> Path:
     return folder
 
 
-def link(source: Path, target: Path) -> None:
-    """A symlink into the shared copy: tests read real images without copying them."""
+def place(source: Path, target: Path) -> None:
+    """A copy of one shared file in a test's own data root (the loaders refuse links; the copies are small)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(source, target)
+    shutil.copyfile(source, target)
 
 
 def covid_subset(root: Path, rows: int) -> Path:
-    """A data root holding `rows` rows of the COVID lungs copy, JPEGs and PNGs alike (images and masks linked)."""
+    """A data root holding `rows` rows of the COVID lungs copy, JPEGs and PNGs alike (images and masks copied)."""
     source = shared_dataset("covid-lungs")
     folder = root / "covid-lungs"
     table = pd.read_csv(source / "metadata.csv", dtype=str, keep_default_na=False)
@@ -34,7 +33,7 @@ def covid_subset(root: Path, rows: int) -> Path:
     table = pd.concat([table[~png].head(rows - rows // 2), table[png].head(rows // 2)], ignore_index=True)
     for column in ("image", "mask"):
         for relative in table[column]:
-            link(source / relative, folder / relative)
+            place(source / relative, folder / relative)
     table.to_csv(folder / "metadata.csv", index=False)
     return folder
 
@@ -44,16 +43,8 @@ def kermany_subset(root: Path, per_class: int) -> Path:
     source = shared_dataset("pneumonia-kermany")
     for label in ("NORMAL", "PNEUMONIA"):
         for path in sorted((source / "train" / label).iterdir())[:per_class]:
-            link(path, root / "pneumonia-kermany" / "train" / label / path.name)
+            place(path, root / "pneumonia-kermany" / "train" / label / path.name)
     return root / "pneumonia-kermany"
-
-
-def replace_with_copy(path: Path) -> None:
-    """Turn a symlink into a real file so a test can damage it without touching the shared copy."""
-    data = path.read_bytes()
-    path.unlink()
-    shutil.os.makedirs(path.parent, exist_ok=True)
-    path.write_bytes(data)
 
 
 def xrv_data(name: str) -> Path:

@@ -14,7 +14,7 @@ from cxrbench.samples import Splits
 from cxrbench.tasks.real.open_suite import kermany_patient
 from cxrbench.tasks.splits import split_of
 
-from .real_data import covid_subset, kermany_subset, replace_with_copy, shared_dataset
+from .real_data import covid_subset, kermany_subset, shared_dataset
 
 
 def test_open_suite_is_registered():
@@ -135,7 +135,6 @@ def test_missing_image_names_the_file_and_line(tmp_path):
 def test_truncated_image_names_the_file_and_line(tmp_path):
     def truncate_second_image(folder, table):
         path = folder / table.loc[1, "image"]
-        replace_with_copy(path)
         path.write_bytes(path.read_bytes()[:200])
 
     _broken_covid(tmp_path, truncate_second_image)
@@ -188,11 +187,11 @@ def test_a_patient_in_two_splits_is_refused(tmp_path):
         Splits(train=type(moved).concat([splits.train, moved]), val=splits.val, test=splits.test)
 
 
-def test_kermany_file_without_patient_id_is_named(tmp_path):
+def test_kermany_file_whose_name_contradicts_its_folder_is_refused(tmp_path):
     folder = kermany_subset(tmp_path, per_class=2)
-    source = next((folder / "train" / "NORMAL").iterdir())
-    (folder / "train" / "NORMAL" / "scan.jpeg").symlink_to(source.resolve())
-    with pytest.raises(DataError, match=r"NORMAL/scan.jpeg: file name does not carry a Kermany patient id"):
+    source = next((folder / "train" / "PNEUMONIA").iterdir())
+    (folder / "train" / "NORMAL" / source.name).write_bytes(source.read_bytes())
+    with pytest.raises(DataError, match=rf"NORMAL/{source.name}: a (bacteria|virus) file name inside a NORMAL/ folder"):
         get_task("pneumonia_cls").load(tmp_path)
 
 
@@ -202,7 +201,7 @@ def test_kermany_skipped_files_are_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         studies = get_task("pneumonia_cls").studies(folder)
     assert len(studies) == 4
-    assert "skipped 1 non-image file(s)" in caplog.text and "notes.txt" in caplog.text
+    assert "skipped 1 file(s)" in caplog.text and "notes.txt (not a JPEG or PNG image)" in caplog.text
 
 
 @pytest.mark.slow

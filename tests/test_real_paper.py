@@ -12,8 +12,7 @@ from PIL import Image
 
 from cxrbench.errors import DataError
 from cxrbench.registry import get_task, suite_tasks
-from cxrbench.tasks.real.decode import resize_mask
-from cxrbench.tasks.real.dicom import read_dicom
+from cxrbench.tasks.real.decode import read_image, resize_mask
 from cxrbench.tasks.real.paper_suite import CHEXPERT_LABELS, ChexpertClassification, RsnaClassification
 from cxrbench.tasks.real.rle import decode_rle
 from cxrbench.tasks.splits import split_of
@@ -265,12 +264,12 @@ def test_candid_in_its_documented_format(tmp_path):
 def test_dicom_bits_stored_window_and_monochrome1(tmp_path):
     pixels = gradient(64, 0) & 0x0FFF
     noisy = pixels | 0xF000  # garbage above BitsStored = 12 must be ignored
-    plain = read_dicom(write_dicom(tmp_path / "a.dcm", noisy), "a")
+    plain = read_image(write_dicom(tmp_path / "a.dcm", noisy), "a")
     np.testing.assert_allclose(plain, (pixels - pixels.min()) / np.ptp(pixels), atol=1e-6)
-    inverted = read_dicom(write_dicom(tmp_path / "b.dcm", pixels, photometric="MONOCHROME1"), "b")
+    inverted = read_image(write_dicom(tmp_path / "b.dcm", pixels, photometric="MONOCHROME1"), "b")
     np.testing.assert_allclose(inverted, 1 - plain, atol=1e-6)
     center = float(np.median(pixels))
-    windowed = read_dicom(write_dicom(tmp_path / "c.dcm", pixels, window=(center, 200)), "c")
+    windowed = read_image(write_dicom(tmp_path / "c.dcm", pixels, window=(center, 200)), "c")
     assert windowed[pixels < center - 150].max() == 0 and windowed[pixels > center + 150].min() == 1
 
 
@@ -278,4 +277,4 @@ def test_truncated_dicom_is_named(tmp_path):
     path = write_dicom(tmp_path / "a.dcm", gradient(64, 0))
     path.write_bytes(path.read_bytes()[:600])
     with pytest.raises(DataError, match=r"some.csv line 5: cannot read DICOM .*a.dcm"):
-        read_dicom(path, "some.csv line 5")
+        read_image(path, "some.csv line 5")

@@ -1,7 +1,8 @@
 """What every real-data task shares: finding its folder, the patient-level split, pixels through the cache.
 
-A loader only turns a dataset's published metadata into `Study` rows (`studies`); splitting by the
-versioned patient hash, the fixed training subset, preprocessing and caching live here once.
+A loader only turns a dataset's published metadata into `Study` rows (`scan`); refusing links in the
+folder, splitting by the versioned patient hash, the fixed training subset, preprocessing, caching and
+leaving out constant images live here once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import logging
 import os
 from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,12 +22,28 @@ from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import TaskMeta
 
 from ..splits import fixed_train_subset, outside_subset, split_indices
+from .confined import regular_files
 from .pixels import PIXELS_STAGE, load_pixels
 from .studies import Study, file_identity
 
 log = logging.getLogger(__name__)
 
 DATA_ROOT_ENV = "CXRBENCH_DATA_ROOT"
+_NAMED = 5
+"""How many names a warning about left-out files lists (then "...")."""
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a loader found in a copy: one study per image, and the files it skipped (each "path (why)")."""
+
+    studies: list[Study]
+    skipped: tuple[str, ...] = ()
+
+
+def named(items: list[str]) -> str:
+    """The first few of `items`, for a one-line warning."""
+    return ", ".join(items[:_NAMED]) + (" ..." if len(items) > _NAMED else "")
 
 
 def data_root(root: Path | None) -> Path | None:
@@ -49,8 +67,9 @@ class RealTask:
     (meta.version) keeps generator fits cached; the recipe enters every downstream cell's key itself."""
 
     @abstractmethod
-    def studies(self, folder: Path) -> list[Study]:
-        """Every image of the copy at `folder`, parsed from its published metadata."""
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
+        """Every image of the copy at `folder`, parsed from its published metadata; `files` lists the folder's
+        regular files (sorted), for loaders that find images by name rather than through a table."""
 
     def settings(self) -> dict[str, Any]:
         """Task parameters that change the data (e.g. a label policy); part of the fingerprint."""
@@ -68,20 +87,32 @@ class RealTask:
         return folder
 
     def all_studies(self, root: Path | None) -> list[Study]:
-        folder = self.dataset_dir(root)
-        memo = self.__dict__.setdefault("_studies_memo", {})
+        return self.studies(self.dataset_dir(root))
+
+    def studies(self, folder: Path) -> list[Study]:
+        """Every image of the copy at `folder` (see `scanned`)."""
+        return self.scanned(folder).studies
+
+    def scanned(self, folder: Path) -> Scan:
+        """The copy at `folder`, scanned once: a link or special file anywhere in it is refused, skipped files
+        are logged with their count and names, and an image listed twice is refused."""
+        memo = self.__dict__.setdefault("_scan_memo", {})
         if folder not in memo:
-            studies = self.studies(folder)
-            if not studies:
+            found = self.scan(folder, regular_files(folder))
+            if found.skipped:
+                log.warning("%s: skipped %d file(s) under %s that do not fit the dataset's layout: %s",
+                            self.meta.name, len(found.skipped), folder, named(list(found.skipped)))
+            if not found.studies:
                 raise DataError(f"task {self.meta.name}: found no images in {folder} ({self.layout})")
-            _check_one_patient_per_image(studies)
-            memo[folder] = studies
+            _check_one_patient_per_image(found.studies)
+            memo[folder] = found
         return memo[folder]
 
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
-        files = "\n".join(file_identity(s) for s in self.all_studies(root))
+        found = self.scanned(self.dataset_dir(root))
+        files = "\n".join(file_identity(s) for s in found.studies)
         return {"task": self.meta.name, "version": self.data_version, "resolution": self.meta.resolution,
-                "settings": self.settings(), "pixels": PIXELS_STAGE,
+                "settings": self.settings(), "pixels": PIXELS_STAGE, "skipped": len(found.skipped),
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
@@ -114,6 +145,13 @@ class RealTask:
     def _sample_set(self, studies: list[Study], cache_dir: Path | None) -> SampleSet:
         with_masks = self.with_masks()
         images, masks = load_pixels(studies, self.meta.resolution, with_masks=with_masks, cache_dir=cache_dir)
+        constant = images.min(axis=(1, 2)) == images.max(axis=(1, 2))
+        if constant.any():
+            log.warning("%s: left out %d constant image(s) (one value everywhere, nothing to learn or score): %s",
+                        self.meta.name, int(constant.sum()),
+                        named([str(s.image) for s, c in zip(studies, constant, strict=True) if c]))
+            studies = [s for s, c in zip(studies, constant, strict=True) if not c]
+            images, masks = images[~constant], (masks[~constant] if masks is not None else None)
         labels = np.array([s.labels for s in studies], dtype=np.int8).reshape(len(studies), len(self.meta.labels))
         return SampleSet(images, labels, masks, np.array([s.patient_id for s in studies]),
                          np.array([s.sample_id for s in studies]))

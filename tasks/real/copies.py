@@ -1,9 +1,10 @@
 """Local copies of the open datasets: where they come from, and whether a copy is complete and splits as ours.
 
-`verify` lists a copy's images, decodes every one (a truncated file fails here, not mid-run) and
+`verify` lists a copy's images, decodes every one (a truncated file fails here, not mid-run),
 hashes each split's sorted image list, so two sites can tell in seconds that they score on the
-same patients. `fetch` downloads from the public source where there is a network; where there is
-none it says where to put the files.
+same patients, and hashes every image's and mask's bytes, so that a copy with an altered or
+replaced file is not taken for the known copy whose names it carries. `fetch` downloads from the
+public source where there is a network; where there is none it says where to put the files.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cxrbench.errors import DataError
@@ -24,7 +25,8 @@ from cxrbench.registry import get_task
 
 from ..splits import split_of
 from .base import RealTask
-from .decode import read_image
+from .confined import read_bytes
+from .decode import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +38,17 @@ class OpenDataset:
     url: str
     how: str
     known_copies: dict[str, dict[str, int | str]] = field(default_factory=dict)
-    """Name -> image count per split and sha256 of each split's image list, as measured on that copy."""
+    """Name -> image count per split, sha256 of each split's image list and of every file's content, as measured
+    on that copy (`CopyReport.pinned`)."""
 
 
 SPLITS = ("train", "val", "test")
 
 
-def _pinned(counts: tuple[int, int, int], hashes: tuple[str, str, str]) -> dict[str, int | str]:
-    """A copy's image count per split and sha256 of each split's image list, in `verify`'s terms."""
+def _pinned(counts: tuple[int, int, int], hashes: tuple[str, str, str], content: str) -> dict[str, int | str]:
+    """A copy's image count per split, sha256 of each split's image list and of its files, in `verify`'s terms."""
     hashed = {f"{split}_sha256": h for split, h in zip(SPLITS, hashes, strict=True)}
-    return {**dict(zip(SPLITS, counts, strict=True)), **hashed}
+    return {**dict(zip(SPLITS, counts, strict=True)), **hashed, "content_sha256": content}
 
 
 OPEN_DATASETS = {
@@ -57,7 +60,8 @@ OPEN_DATASETS = {
         known_copies={"224 px train-only copy (../shared/data)": _pinned(
             (3143, 730, 1343), ("0e457b6014f89527c2f37f10b009f56f96d3654753e12de16e92bab84f403503",
                                 "57bec73371db6a0c17fb11072cdebfec10a53c5ac869c3132aa2cbec4663a419",
-                                "fe0f04fe1dec31caa2e9ea6ff7d82aea89d56f71487a9f01584a7e4736b8f2f2"))},
+                                "fe0f04fe1dec31caa2e9ea6ff7d82aea89d56f71487a9f01584a7e4736b8f2f2"),
+            "c41dccb8b879a6d4d493625c079ba7796482927e2d2439b4c04ade0d7ed5ce9e")},
     ),
     "covid-lungs": OpenDataset(
         "covid-lungs", "covid_lung_seg",
@@ -68,7 +72,8 @@ OPEN_DATASETS = {
         known_copies={"328-image copy (../shared/data)": _pinned(
             (219, 50, 59), ("63d102e0c9a27149001510d6749c9581423db27ebd2dd0d27a4050f1a4eaae2b",
                             "38f1087951e44185dba3d2b944b3a574033c7781c89d972409f815dc91816d22",
-                            "3438d6f50e32c6996ce20765f137206d58f4ad12e0b35ee559fd384633436e7d"))},
+                            "3438d6f50e32c6996ce20765f137206d58f4ad12e0b35ee559fd384633436e7d"),
+            "6076fa088e8b27d11f1ae55cc8cb0ad865b04b0dd560c636d12f2e7f59957f86")},
     ),
 }
 
@@ -79,7 +84,19 @@ class CopyReport:
     folder: Path
     counts: dict[str, int]
     hashes: dict[str, str]
+    content_sha256: str
+    """sha256 over every image's (and mask's) name and content hash, in image-name order."""
     known_copy: str | None
+    skipped: tuple[str, ...] = ()
+    """Files the loader skipped (they do not fit the dataset's layout), each "path (why)"."""
+    constant: tuple[str, ...] = ()
+    """Images with one value everywhere, which a run leaves out."""
+
+    @property
+    def pinned(self) -> dict[str, int | str]:
+        """What `OpenDataset.known_copies` holds for a copy measured like this one."""
+        return _pinned(tuple(self.counts[s] for s in SPLITS), tuple(self.hashes[s] for s in SPLITS),
+                       self.content_sha256)
 
 
 def split_lists(studies) -> dict[str, list[str]]:
@@ -96,19 +113,27 @@ def verify(name: str, root: Path | None, *, progress: Callable[[int, int], None]
     task = get_task(dataset.task)
     assert isinstance(task, RealTask)
     folder = task.dataset_dir(root)
-    studies = task.all_studies(root)
-    for number, study in enumerate(studies):
-        pixels = read_image(study.image, study.where)
+    found = task.scanned(folder)
+    contents, constant = [], []
+    for number, study in enumerate(found.studies):
+        data = read_bytes(study.image, study.where, "image file")
+        pixels = decode_image(data, study.image, study.where)
+        if pixels.min() == pixels.max():
+            constant.append(str(study.image))
+        mask = "-"
         if study.mask is not None:
             study.mask.read(pixels.shape)
+            mask = study.mask.content_sha256()
+        contents.append(f"{study.sample_id} {hashlib.sha256(data).hexdigest()} {mask}")
         if progress is not None:
-            progress(number + 1, len(studies))
-    lists = split_lists(studies)
+            progress(number + 1, len(found.studies))
+    lists = split_lists(found.studies)
     counts = {split: len(ids) for split, ids in lists.items()}
     hashes = {split: hashlib.sha256("\n".join(ids).encode()).hexdigest() for split, ids in lists.items()}
-    measured = _pinned(tuple(counts[s] for s in SPLITS), tuple(hashes[s] for s in SPLITS))
-    known = next((label for label, pinned in dataset.known_copies.items() if pinned == measured), None)
-    return CopyReport(name, folder, counts, hashes, known)
+    content = hashlib.sha256("\n".join(sorted(contents)).encode()).hexdigest()
+    report = CopyReport(name, folder, counts, hashes, content, None, found.skipped, tuple(constant))
+    known = next((label for label, pinned in dataset.known_copies.items() if pinned == report.pinned), None)
+    return replace(report, known_copy=known)
 
 
 def fetch(name: str, root: Path, *, progress: Callable[[int, int], None] | None = None) -> Path:

@@ -43,17 +43,19 @@ def fetch(name: Annotated[str, typer.Argument(help="pneumonia-kermany or covid-l
 @data_app.command()
 def verify(name: Annotated[str | None, typer.Argument(help="One dataset (default: every open one present).")] = None,
            data_root: DataRoot = None) -> None:
-    """Decode every image of a local copy, count them and hash each split's image list."""
+    """Decode every image of a local copy, count them, hash each split's image list and every file's content."""
     from rich.table import Table
 
     from .base import data_root as resolve_root
+    from .base import named
     from .copies import OPEN_DATASETS
     from .copies import verify as verify_copy
 
     root = resolve_root(data_root)
     names = [name] if name else [n for n in OPEN_DATASETS if root is not None and (root / n).is_dir()]
     table = Table(title=f"open datasets under {root}")
-    for column in ("dataset", "train", "val", "test", "split lists (sha256, first 12)", "known copy"):
+    for column in ("dataset", "train", "val", "test", "split lists (sha256, first 12)", "files skipped",
+                   "constant images", "known copy"):
         table.add_column(column)
     with one_line_errors():
         if not names:
@@ -67,5 +69,9 @@ def verify(name: Annotated[str | None, typer.Argument(help="One dataset (default
                 report = verify_copy(dataset, root, progress=partial(_advance, bar, images))
             table.add_row(dataset, *(str(report.counts[s]) for s in ("train", "val", "test")),
                           " ".join(report.hashes[s][:12] for s in ("train", "val", "test")),
-                          report.known_copy or "not a known copy (a subset or another release)")
+                          str(len(report.skipped)), str(len(report.constant)),
+                          report.known_copy or "not a known copy (a subset, another release or altered files)")
+            if report.constant:
+                console.print(f"{dataset}: {len(report.constant)} constant image(s), left out of every run: "
+                              f"{named(list(report.constant))}", markup=False)
     console.print(table)

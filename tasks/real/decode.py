@@ -1,35 +1,49 @@
 """Any chest X-ray file to one greyscale float32 image in [0, 1], and resizing to the task resolution.
 
-JPEG/PNG go through Pillow (greyscale, RGB, RGBA, 16-bit); DICOM through `dicom.read_dicom`.
+JPEG/PNG go through Pillow (greyscale, RGB, RGBA, 16-bit; no other format, so that no other decoder sees a
+crafted file); DICOM through `dicom.decode_dicom`. Files are read through `confined` (no links, at most
+`MAX_FILE_BYTES`), and an image claiming more than `MAX_PIXELS` is refused before it is decoded.
 Every failure becomes a `DataError` that names the file and the metadata row it came from.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from cxrbench.errors import DataError
 
+from .confined import MAX_PIXELS, check_pixels, read_bytes
+from .dicom import decode_dicom
+
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+IMAGE_FORMATS = ("JPEG", "PNG")
 
 
 def read_image(path: Path, where: str) -> np.ndarray:
     """The file at `path` as (H, W) float32 in [0, 1]; `where` says which row asked for it (for errors)."""
-    if not path.is_file():
-        raise DataError(f"{where}: image file {path} does not exist")
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        from .dicom import read_dicom
+    return decode_image(read_bytes(path, where, "image file"), path, where)
 
-        return read_dicom(path, where)
+
+def decode_image(data: bytes, path: Path, where: str) -> np.ndarray:
+    """A file's bytes (named `path`: its suffix says DICOM or not) as (H, W) float32 in [0, 1]."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return decode_dicom(data, path, where)
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            check_pixels(image.width * image.height, path, where)
             image.load()
             return _grey_unit(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError:
+        raise DataError(f"{where}: cannot read image {path}: not a JPEG or PNG file (the formats read besides "
+                        "DICOM)") from None
+    except Image.DecompressionBombError as error:
+        raise DataError(f"{where}: image {path} has more than {MAX_PIXELS:,} pixels ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{where}: cannot read image {path}: {error}") from None
 
 

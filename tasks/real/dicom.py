@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from cxrbench.errors import DataError
 
+from .confined import check_pixels, open_regular
 
-def read_dicom(path: Path, where: str) -> np.ndarray:
-    """(H, W) float32 in [0, 1], bright = dense (bone), whatever the photometric interpretation."""
+
+def decode_dicom(data: bytes, path: Path, where: str) -> np.ndarray:
+    """(H, W) float32 in [0, 1], bright = dense (bone), whatever the photometric interpretation.
+
+    A blank image (one value everywhere) comes back as zeros; the loader leaves constant images out."""
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_voi_lut
 
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        claimed = [int(dataset.get(tag) or 1) for tag in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel")]
+        check_pixels(int(np.prod(claimed)), path, where)
         pixels = dataset.pixel_array
-    except (InvalidDicomError, OSError, AttributeError, ValueError, KeyError, EOFError) as error:
+    except (InvalidDicomError, OSError, AttributeError, ValueError, TypeError, KeyError, EOFError) as error:
         raise DataError(f"{where}: cannot read DICOM {path}: {error}") from None
     if pixels.ndim != 2:
         raise DataError(f"{where}: DICOM {path} holds pixel data of shape {pixels.shape}, expected one 2-D image")
@@ -27,10 +34,8 @@ def read_dicom(path: Path, where: str) -> np.ndarray:
         pixels = pixels & np.asarray((1 << bits) - 1, dtype=pixels.dtype)  # bits above BitsStored carry no image
     values = np.asarray(apply_voi_lut(pixels, dataset), dtype=np.float32)
     low, high = float(values.min()), float(values.max())
-    if high <= low:
-        raise DataError(f"{where}: DICOM {path} is blank (every pixel {low})")
-    unit = (values - low) / (high - low)
-    if str(getattr(dataset, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+    unit = (values - low) / max(high - low, 1e-12)
+    if str(getattr(dataset, "PhotometricInterpretation", "")).upper() == "MONOCHROME1" and high > low:
         unit = 1.0 - unit
     return unit
 
@@ -41,7 +46,8 @@ def read_patient_id(path: Path, where: str) -> str:
     from pydicom.errors import InvalidDicomError
 
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+        with open_regular(path, where, "DICOM") as handle:
+            dataset = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=["PatientID"])
     except (InvalidDicomError, OSError, ValueError, EOFError) as error:
         raise DataError(f"{where}: cannot read DICOM header of {path}: {error}") from None
     patient = str(getattr(dataset, "PatientID", "") or "")

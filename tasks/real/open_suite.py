@@ -1,7 +1,10 @@
 """The open suite: openly licensed real chest X-rays anyone can download.
 
 `pneumonia_cls` (Kermany et al. 2018, CC BY 4.0): every image under the root, wherever the copy
-put it (the published train/ and test/ folders alike), split by the patient in its file name.
+put it (the published train/ and test/ folders alike), split by the patient in its file name. A file
+that does not fit the published naming (`IM-0115-0001 (copy).jpeg`, `.DS_Store`, an image outside
+NORMAL/ and PNEUMONIA/) is skipped, named and counted, as torchxrayvision's folder datasets keep only
+the files that match; a file name that contradicts its folder (a bacteria image in NORMAL/) is refused.
 `covid_lung_seg` (Cohen et al. COVID-19 collection + v7labs lung masks): lung segmentation.
 
 Both at 64 px with the embedded suite's CPU recipes: the downstream model trains for a fixed number
@@ -10,7 +13,6 @@ of steps in every cell, and 64 px keeps a 5-seed run of both tasks within half a
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -21,11 +23,10 @@ from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE
-from .base import RealTask
+from .base import RealTask, Scan
+from .confined import inside
 from .studies import MaskFile, Study
-from .tables import line, read_table
-
-log = logging.getLogger(__name__)
+from .tables import read_table
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 KERMANY_CLASSES = {"NORMAL": 0, "PNEUMONIA": 1}
@@ -33,14 +34,13 @@ _KERMANY_NAME = re.compile(r"^(?P<patient>person\d+)_(?P<subtype>bacteria|virus)
                            r"|^(?P<normal>(NORMAL2-)?IM-\d+)(-\d+)+$")
 
 
-def kermany_patient(path: Path) -> tuple[str, str]:
-    """(patient id, subtype) from a Kermany file name.
+def kermany_patient(path: Path) -> tuple[str, str] | None:
+    """(patient id, subtype) from a Kermany file name, None if the name carries none.
 
     person12_virus_3 -> (person12, virus); IM-0115-0001 -> (IM-0115, normal)."""
     match = _KERMANY_NAME.match(path.stem)
     if match is None:
-        raise DataError(f"{path}: file name does not carry a Kermany patient id "
-                        "(expected personN_bacteria_M, personN_virus_M, IM-XXXX-YYYY[-ZZZZ] or NORMAL2-IM-XXXX-YYYY)")
+        return None
     if match["patient"]:
         return match["patient"], match["subtype"]
     return match["normal"], "normal"
@@ -63,27 +63,25 @@ class PneumoniaKermany(RealTask, ClassificationTask):
     model = "small_cnn"
     schedule = Schedule(steps=400, batch_size=32, learning_rate=2e-3, weight_decay=1e-4)
 
-    def studies(self, folder: Path) -> list[Study]:
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
         studies, skipped = [], []
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file():
-                continue
+        for path in files:
             relative = path.relative_to(folder)
             label = next((KERMANY_CLASSES[p.upper()] for p in reversed(relative.parts[:-1])
                           if p.upper() in KERMANY_CLASSES), None)
+            parsed = kermany_patient(path)
             if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith(".") or "__MACOSX" in relative.parts:
-                skipped.append(str(relative))
-                continue
-            if label is None:
-                raise DataError(f"{path}: image is not inside a NORMAL/ or PNEUMONIA/ folder, so it has no label")
-            patient, subtype = kermany_patient(path)
-            if (subtype == "normal") != (label == 0):
-                raise DataError(f"{path}: a {subtype} file name inside a {relative.parts[-2]}/ folder")
-            studies.append(Study(path, patient, path.stem, (label,), where=str(path)))
-        if skipped:
-            log.warning("pneumonia_cls: skipped %d non-image file(s) under %s: %s", len(skipped), folder,
-                        ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-        return studies
+                skipped.append(f"{relative} (not a JPEG or PNG image)")
+            elif label is None:
+                skipped.append(f"{relative} (not inside a NORMAL/ or PNEUMONIA/ folder)")
+            elif parsed is None:
+                skipped.append(f"{relative} (no Kermany patient id in the name: personN_bacteria_M, personN_virus_M, "
+                               "IM-XXXX-YYYY or NORMAL2-IM-XXXX-YYYY)")
+            elif (parsed[1] == "normal") != (label == 0):
+                raise DataError(f"{path}: a {parsed[1]} file name inside a {relative.parts[-2]}/ folder")
+            else:
+                studies.append(Study(path, parsed[0], path.stem, (label,), where=str(path)))
+        return Scan(studies, tuple(skipped))
 
 
 class CovidLungSegmentation(RealTask, SegmentationTask):
@@ -104,16 +102,15 @@ class CovidLungSegmentation(RealTask, SegmentationTask):
     channels = (8, 16, 32, 64)
     schedule = Schedule(steps=600, batch_size=8, learning_rate=3e-3, weight_decay=1e-4)
 
-    def studies(self, folder: Path) -> list[Study]:
-        csv = folder / "metadata.csv"
-        table = read_table(csv, ["image", "mask", "patientid"], what="COVID lungs metadata")
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
+        table = read_table(folder / "metadata.csv", ["image", "mask", "patientid"], what="COVID lungs metadata")
         studies = []
-        for index, row in enumerate(table.itertuples(index=False)):
-            where = line(csv, index)
+        for index, row in enumerate(table.rows.itertuples(index=False)):
+            where = table.where(index)
             for column in ("image", "mask", "patientid"):
                 if not str(getattr(row, column)).strip():
                     raise DataError(f"{where}: column {column!r} is blank")
-            image = folder / row.image
+            image, mask = inside(folder, row.image, where, "image"), inside(folder, row.mask, where, "mask")
             studies.append(Study(image, str(row.patientid).strip(), Path(row.image).stem, (1,), where=where,
-                                 mask=MaskFile(folder / row.mask, where)))
-        return studies
+                                 mask=MaskFile(mask, where)))
+        return Scan(studies)

@@ -20,11 +20,12 @@ from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE
-from .base import RealTask
+from .base import RealTask, Scan
+from .confined import inside
 from .dicom import read_patient_id
 from .rle import EMPTY
 from .studies import BoxMask, RleMask, Study
-from .tables import line, read_table
+from .tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +68,31 @@ class ChexpertClassification(_PaperClassification):
     def settings(self) -> dict[str, Any]:
         return {"uncertain": self.uncertain, "views": "Frontal"}
 
-    def studies(self, folder: Path) -> list[Study]:
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
         tables = sorted(folder.glob("*/train.csv")) + sorted(folder.glob("*/valid.csv"))
         if not tables:
             raise DataError(f"missing CheXpert metadata: expected {folder}/CheXpert-v1.0-small/train.csv")
         studies: list[Study] = []
         for csv in tables:
             studies += self.studies_in(csv, folder)
-        return studies
+        return Scan(studies)
 
     def studies_in(self, csv: Path, folder: Path) -> list[Study]:
         """Frontal rows of one CheXpert CSV; image paths are relative to `folder` (the CSV's grandparent).
 
         Vectorised with pandas: the full train.csv has 223k rows."""
-        table = read_table(csv, ["Path", "Frontal/Lateral", *CHEXPERT_LABELS], what="CheXpert labels")
+        found = read_table(csv, ["Path", "Frontal/Lateral", *CHEXPERT_LABELS], what="CheXpert labels")
+        table = found.rows
         raw = table[CHEXPERT_LABELS].apply(lambda column: column.str.strip())
         bad = ~raw.isin(list(_CHEXPERT_VALUES))
         if bad.to_numpy().any():
             index, column = next((i, c) for i, c in zip(*np.nonzero(bad.to_numpy()), strict=True))
-            raise DataError(f"{line(csv, int(index))}: column {CHEXPERT_LABELS[column]!r} is "
+            raise DataError(f"{found.where(int(index))}: column {CHEXPERT_LABELS[column]!r} is "
                             f"{raw.iat[index, column]!r}; expected 1.0, 0.0, -1.0 or blank")
         patients = table["Path"].str.extract(r"(patient\d+)", expand=False)
         if patients.isna().any():
             index = int(np.flatnonzero(patients.isna().to_numpy())[0])
-            raise DataError(f"{line(csv, index)}: Path {table['Path'].iat[index]!r} has no patientNNNNN folder")
+            raise DataError(f"{found.where(index)}: Path {table['Path'].iat[index]!r} has no patientNNNNN folder")
         values = np.array(raw.replace(_CHEXPERT_VALUES), dtype=np.int8)
         frontal = (table["Frontal/Lateral"] == "Frontal").to_numpy()
         uncertain = (values == -1).any(axis=1) & frontal
@@ -100,8 +102,8 @@ class ChexpertClassification(_PaperClassification):
                  csv, int(keep.sum()), int((~frontal).sum()), int(uncertain.sum()), self.uncertain,
                  ": left out" if self.uncertain == "ignore" else "")
         paths, patients, labels = table["Path"].tolist(), patients.tolist(), values.tolist()
-        return [Study(folder / paths[i], patients[i], paths[i], tuple(labels[i]), line(csv, i))
-                for i in np.flatnonzero(keep).tolist()]
+        return [Study(inside(folder, paths[i], where, "Path"), patients[i], paths[i], tuple(labels[i]), where)
+                for i in np.flatnonzero(keep).tolist() for where in (found.where(i),)]
 
 
 class RsnaClassification(_PaperClassification):
@@ -121,13 +123,13 @@ class RsnaClassification(_PaperClassification):
     def with_masks(self) -> bool:
         return self.boxes
 
-    def studies(self, folder: Path) -> list[Study]:
-        csv = folder / "stage_2_train_labels.csv"
-        table = read_table(csv, ["patientId", "x", "y", "width", "height", "Target"], what="RSNA labels")
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
+        table = read_table(folder / "stage_2_train_labels.csv", ["patientId", "x", "y", "width", "height", "Target"],
+                           what="RSNA labels")
         targets: dict[str, tuple[int, str]] = {}
         boxes: dict[str, list[tuple[float, float, float, float]]] = {}
-        for index, row in enumerate(table.to_dict("records")):
-            where, patient = line(csv, index), row["patientId"].strip()
+        for index, row in enumerate(table.rows.to_dict("records")):
+            where, patient = table.where(index), row["patientId"].strip()
             if row["Target"] not in ("0", "1") or not patient:
                 raise DataError(f"{where}: expected a patientId and Target 0 or 1, got {row['patientId']!r}, "
                                 f"{row['Target']!r}")
@@ -141,9 +143,9 @@ class RsnaClassification(_PaperClassification):
                 except ValueError:
                     raise DataError(f"{where}: a Target 1 row needs numeric x, y, width, height") from None
         images = folder / "stage_2_train_images"
-        return [Study(images / f"{patient}.dcm", patient, patient, (target,), where,
-                      BoxMask(tuple(boxes.get(patient, ())), where) if self.boxes else None)
-                for patient, (target, where) in targets.items()]
+        return Scan([Study(inside(images, f"{patient}.dcm", where, "patientId"), patient, patient, (target,), where,
+                           BoxMask(tuple(boxes.get(patient, ())), where) if self.boxes else None)
+                     for patient, (target, where) in targets.items()])
 
 
 class _RleSegmentation(RealTask, SegmentationTask):
@@ -157,17 +159,17 @@ class _RleSegmentation(RealTask, SegmentationTask):
     def file_name(self, row) -> str:
         return f"{row[self.id_column].strip()}.dcm"
 
-    def studies(self, folder: Path) -> list[Study]:
-        csv = folder / self.table_name
-        table = read_table(csv, [self.id_column, "EncodedPixels"], what=f"{self.meta.name} masks")
-        dicoms = {path.name: path for path in folder.rglob("*.dcm")}
+    def scan(self, folder: Path, files: list[Path]) -> Scan:
+        table = read_table(folder / self.table_name, [self.id_column, "EncodedPixels"], what=f"{self.meta.name} masks")
+        dicoms: dict[str, Path] = {}
+        for path in (p for p in files if p.suffix.lower() == ".dcm"):
+            first = dicoms.setdefault(path.name, path)
+            if first != path:
+                raise DataError(f"{folder}: two DICOMs named {path.name}: {first} and {path}; {self.table_name} "
+                                "names images by file name, so each name may occur once")
         rows: dict[str, list[tuple[str, str]]] = {}
-        for index, row in enumerate(table.to_dict("records")):
-            rows.setdefault(self.file_name(row), []).append((row["EncodedPixels"], line(csv, index)))
-        unused = sorted(set(dicoms) - set(rows))
-        if unused:
-            log.warning("%s: %d DICOM(s) under %s have no row in %s and are not used: %s", self.meta.name,
-                        len(unused), folder, csv.name, ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""))
+        for index, row in enumerate(table.rows.to_dict("records")):
+            rows.setdefault(self.file_name(row), []).append((row["EncodedPixels"], table.where(index)))
         studies = []
         for name, encoded in rows.items():
             where = encoded[0][1]
@@ -176,7 +178,9 @@ class _RleSegmentation(RealTask, SegmentationTask):
             regions = tuple((value, at) for value, at in encoded if value.strip() != EMPTY)
             studies.append(Study(dicoms[name], read_patient_id(dicoms[name], where), Path(name).stem,
                                  (int(bool(regions)),), where, RleMask(regions)))
-        return studies
+        unused = sorted(set(dicoms) - set(rows))
+        return Scan(studies, tuple(f"{dicoms[name].relative_to(folder)} (no row in {self.table_name})"
+                                   for name in unused))
 
 
 class SiimSegmentation(_RleSegmentation):

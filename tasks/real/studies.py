@@ -5,6 +5,7 @@ Loaders only parse metadata into studies; reading and resizing pixels is shared 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,7 +14,8 @@ import numpy as np
 
 from cxrbench.errors import DataError
 
-from .decode import read_image
+from .confined import read_bytes
+from .decode import decode_image
 from .rle import GRID, union_of
 
 
@@ -23,6 +25,9 @@ class MaskSource(Protocol):
 
     def read(self, shape: tuple[int, int]) -> np.ndarray:
         """The full-resolution boolean mask for an image of `shape` (H, W)."""
+
+    def content_sha256(self) -> str:
+        """What the mask is, by content (the known-copy check of `copies.verify`)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,10 @@ class Study:
 
 @dataclass(frozen=True)
 class MaskFile:
-    """A mask image the same size as its X-ray (COVID lungs); non-zero = inside."""
+    """A lung mask the same size as its X-ray (COVID lungs): 255 = lung, 0 = background.
+
+    A mask with no lung pixel is refused: every frontal chest X-ray shows lungs, so an empty mask is a missing or
+    broken annotation (often one drawn with 1 instead of 255), and training on it would teach "no lungs here"."""
 
     path: Path
     where: str
@@ -47,11 +55,20 @@ class MaskFile:
         return f"file:{self.path.name}:{_stat(self.path, self.where)}"
 
     def read(self, shape: tuple[int, int]) -> np.ndarray:
-        mask = read_image(self.path, self.where) > 0.5
+        mask = decode_image(self._bytes(), self.path, self.where) > 0.5
         if mask.shape != shape:
             raise DataError(f"{self.where}: mask {self.path} is {mask.shape[1]}x{mask.shape[0]} pixels, "
                             f"its image is {shape[1]}x{shape[0]}")
+        if not mask.any():
+            raise DataError(f"{self.where}: mask {self.path} marks no lung pixel (lung = 255); every frontal chest "
+                            "X-ray has lungs, so the annotation is missing or broken")
         return mask
+
+    def content_sha256(self) -> str:
+        return hashlib.sha256(self._bytes()).hexdigest()
+
+    def _bytes(self) -> bytes:
+        return read_bytes(self.path, self.where, "mask file")
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,9 @@ class RleMask:
             where = self.rows[0][1] if self.rows else "RLE mask"
             raise DataError(f"{where}: image is {shape[1]}x{shape[0]} pixels, the RLE grid is {GRID}x{GRID}")
         return union_of(list(self.rows), shape=shape)
+
+    def content_sha256(self) -> str:
+        return hashlib.sha256(self.identity().encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,10 +109,13 @@ class BoxMask:
             mask[int(y): int(round(y + height)), int(x): int(round(x + width))] = True
         return mask
 
+    def content_sha256(self) -> str:
+        return hashlib.sha256(self.identity().encode()).hexdigest()
+
 
 def _stat(path: Path, where: str) -> str:
     try:
-        stat = path.stat()
+        stat = path.lstat()
     except OSError:
         raise DataError(f"{where}: file {path} does not exist") from None
     return f"{stat.st_size}:{stat.st_mtime_ns}"
