@@ -88,8 +88,11 @@ def _train(cell: Cell, cache_root: str, fresh_patients: int) -> tuple[Prediction
 def calibrate(task_name: str, regime: str, controls: list[str], *, seeds: int, group_size: int, cache_root: Path,
               workers: int, fresh_patients: int = 4000, n_boot: int = 2000) -> CalibrationResult:
     task = get_task(task_name)
-    if not hasattr(task, "fresh_patients"):
-        raise ConfigError(f"task {task_name} is not simulated: only the embedded suite can measure true effects")
+    try:
+        task.fresh_patients(0)  # a probe: simulated tasks draw no one, others raise
+    except NotImplementedError:
+        raise ConfigError(f"task {task_name} is not simulated: only the embedded suite can measure true effects") \
+            from None
     if seeds < 2 * group_size:
         raise ConfigError(f"{seeds} seeds make fewer than two groups of {group_size}")
     config = RunConfig(tasks=[task_name], generators=controls, seeds=seeds, regimes=[regime])

@@ -105,3 +105,9 @@ class Task(ABC):
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Fresh images from the true data generator; only simulated suites can do this (the oracle)."""
         raise NotImplementedError(f"task {self.meta.name} has no simulator")
+
+    def fresh_patients(self, n_patients: int) -> SampleSet:
+        """Every study of `n_patients` new patients of the task's population: a test set as large as wanted, to
+        estimate an arm's true effect (`cxrbench calibrate`); only simulated suites can do this."""
+        raise NotImplementedError(f"task {self.meta.name} is not simulated: it has no population to draw new "
+                                  f"patients from")
