@@ -12,6 +12,7 @@ from . import __version__
 from .cache import Cache, write_atomic
 from .executor import execute
 from .fitting import ready_generator
+from .kernels import kernel_settings
 from .plan import Cell, TaskPlan, checked_config, plan_tasks
 from .protocol import PROTOCOL_VERSION
 from .registry import generator_class
@@ -44,13 +45,15 @@ def compute(plans: list[TaskPlan], cells: list[Cell], cache: Cache, *, workers: 
 def _environment() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
+    import torch
+
     env = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("torch", "monai", "numpy", "scipy", "scikit-learn", "pingouin"):
         try:
             env[package] = version(package)
         except PackageNotFoundError:
             env[package] = "not installed"
-    return env
+    return {**env, **kernel_settings(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | None = None,
