@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .cache import Cache, write_atomic
+from .cache import Cache
 from .executor import execute
 from .fitting import ready_generator
 from .plan import TaskPlan, checked_config, plan_tasks
@@ -42,8 +42,7 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | None = None,
-        show_progress: bool = True) -> RunResult:
+def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress: bool = True) -> RunResult:
     started = time.perf_counter()
     config = checked_config(config)
     cache = Cache(cache_root)
@@ -62,6 +61,4 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | No
         incomplete=scored.incomplete,
         methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,
     )
-    if out is not None:
-        write_atomic(out, result.model_dump_json(indent=1).encode())
     return result
