@@ -62,7 +62,7 @@ def run(
                            data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
-        checked_config(config)  # names and options first; then the disks, before the work, not after it
+        config = checked_config(config)  # names and options first; then the disks, before the work, not after it
         check_writable(out)
         check_cache(cache_dir)
         result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1,
