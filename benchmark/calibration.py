@@ -26,7 +26,7 @@ from .cache import Cache
 from .cell import synthetic_set
 from .errors import ConfigError
 from .executor import die_with_parent
-from .plan import Cell, TaskPlan, plan_task
+from .plan import Cell, TaskPlan, checked_config, plan_task
 from .predictions import save_predictions
 from .registry import get_task
 from .samples import SampleSet, Splits
@@ -93,9 +93,13 @@ def calibrate(task_name: str, regime: str, controls: list[str], *, seeds: int, g
     except NotImplementedError:
         raise ConfigError(f"task {task_name} is not simulated: only the embedded suite can measure true effects") \
             from None
+    if group_size < 2:
+        raise ConfigError(f"--group-size {group_size}: a group needs at least 2 seeds for its interval")
     if seeds < 2 * group_size:
         raise ConfigError(f"{seeds} seeds make fewer than two groups of {group_size}")
-    config = RunConfig(tasks=[task_name], generators=controls, seeds=seeds, regimes=[regime])
+    if fresh_patients < 1:
+        raise ConfigError(f"--fresh-patients {fresh_patients}: the true Δ needs at least one new patient")
+    config = checked_config(RunConfig(tasks=[task_name], generators=controls, seeds=seeds, regimes=[regime]))
     plan = plan_task(task_name, regime, task.meta.regimes[regime], config, cache_root)
     arms = {plan.baseline.generator: plan.baseline.cells, **{arm.generator: arm.cells for arm in plan.arms}}
     cells = [cell for arm_cells in arms.values() for cell in arm_cells]

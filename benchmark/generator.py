@@ -1,17 +1,30 @@
-"""The contract a generator meets; heavy imports belong inside its methods so listing stays instant."""
+"""The contract a generator meets; heavy imports belong inside its methods so listing stays instant.
+
+Options: a generator declares the options it takes (`--generator-config`, e.g. `ldm_text: {preset: tiny}`) as a
+pydantic model on the class, `Options`, a subclass of `GeneratorOptions` (unknown keys refused, floats finite,
+frozen); every bound an option has is a field constraint (`Field(ge=1)`, `Field(gt=0, le=1)`). The default,
+`GeneratorOptions` itself, takes no option at all. A run validates every generator's options once, before any
+work (`checked_config`), and refuses a bad one in one line naming the generator and the option's path;
+`__init__` validates them again (for a generator built directly), keeps the model as `self.options`, and keeps its
+canonical JSON form (what was given, coerced to the declared types) as `self.config`, the config that enters the
+revision and the fit key.
+"""
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import ValidationError
 
 from .cache import content_key
 from .conditions import Condition
-from .errors import GeneratorError
+from .errors import ConfigError, GeneratorError
+from .options import GeneratorOptions, refused_option
 from .samples import SampleSet
 from .schemas import GeneratorMeta, TaskMeta
 
@@ -20,13 +33,29 @@ class Generator(ABC):
     meta: ClassVar[GeneratorMeta]
     trainable: ClassVar[bool] = False
     """Trainable generators are fitted once per (task data, config, seed), saved, and loaded from the cache."""
+    Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
+    """The options it takes, as a pydantic model (see the module's docstring); by default none."""
 
     def __init__(self, task: TaskMeta, *, device: str = "cpu", **config: Any) -> None:
         self.task = task
         self.device = device
         """Where to fit and generate; not part of the config, since it must not change the output's meaning."""
-        self.config = config
+        self.options = self.checked_options(config)
+        self.config = self.canonical_config(self.options)
         self._state_revision: str | None = None
+
+    @classmethod
+    def checked_options(cls, config: Mapping[str, Any]) -> GeneratorOptions:
+        """`config` validated by `Options`; a ConfigError of one line naming the generator and the option if not."""
+        try:
+            return cls.Options.model_validate(config)
+        except ValidationError as error:
+            raise ConfigError(refused_option(cls.meta.name, cls.Options, error)) from None
+
+    @staticmethod
+    def canonical_config(options: GeneratorOptions) -> dict[str, Any]:
+        """The options given, as JSON values of their declared types: `steps: "4"` and `steps: 4` are one config."""
+        return options.model_dump(mode="json", exclude_unset=True)
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
         """Learn from the task's training split only (never val or test). Default: nothing to learn."""

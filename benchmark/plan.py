@@ -106,9 +106,24 @@ def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPla
 
 
 def first_regime_plan(name: str, config: RunConfig, cache_dir: Path | None = None) -> TaskPlan:
-    """The plan of the first regime the config covers on task `name` (what agreement and review look at)."""
+    """The plan of the first regime the config covers on task `name` (what agreement and review look at).
+
+    The config is checked as a run's is, and each of its generators must make a synthetic set in that regime:
+    otherwise the error comes now, before the task's data is loaded."""
+    config = checked_config(config)
     regime, size = next(iter(run_regimes(get_task(name).meta, config.regimes, config.train_size).items()))
+    for generator in config.generators:
+        _refuse_no_synthetic_set(generator_class(generator).meta, name, regime, size)
     return plan_task(name, regime, size, config, cache_dir)
+
+
+def _refuse_no_synthetic_set(generator: GeneratorMeta, task: str, regime: str, train_size: int | None) -> None:
+    if generator.name == BASELINE:
+        raise GeneratorError(f"generator {BASELINE} makes no synthetic images: it is the baseline, trained on the "
+                             f"real images alone")
+    if not serves_regime(generator, train_size):
+        raise GeneratorError(f"generator {generator.name} draws real images from the regime's pool, and regime "
+                             f"{regime} of task {task} uses the whole training split (no pool): pick another regime")
 
 
 def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
@@ -116,6 +131,9 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
     task = get_task(name)
     root = None if config.data_root is None else str(config.data_root)
     splits = task.load(config.data_root, train_size=train_size, cache_dir=cache_dir)
+    if train_size is not None and len(splits.train) < train_size:
+        raise ConfigError(f"task {name}'s training split holds {len(splits.train):,} images, fewer than the "
+                          f"{train_size:,} that regime {regime} asks for (--train-size at most {len(splits.train):,})")
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios
@@ -160,8 +178,15 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
 
 def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Cell]:
     """The arm of `generator` at the plan's first ratio and its cell of `seed` (what agreement and review look at)."""
-    arm = next(a for a in plan.arms if a.generator == generator)
-    return arm, next(c for c in arm.cells if c.seed == seed)
+    arm = next((a for a in plan.arms if a.generator == generator), None)
+    if arm is None:
+        raise GeneratorError(f"generator {generator} has no synthetic set on task {plan.task.meta.name} in regime "
+                             f"{plan.regime} (the warning above says why)")
+    cell = next((c for c in arm.cells if c.seed == seed), None)
+    if cell is None:
+        raise ConfigError(f"seed {seed}: task {plan.task.meta.name}'s synthetic sets have seeds 0 to "
+                          f"{plan.seeds[-1]}")
+    return arm, cell
 
 
 def checked_config(config: RunConfig) -> RunConfig:
@@ -173,12 +198,19 @@ def checked_config(config: RunConfig) -> RunConfig:
     if config.train_size is not None and config.train_size < 2:
         raise ConfigError("--train-size must be at least 2 images")
     _check_device(config.device)
+    _check_data_root(config.data_root)
     for name in config.tasks:
         run_regimes(get_task(name).meta, config.regimes, config.train_size)
+    for kind, names in (("task", config.tasks), ("generator", config.generators)):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ConfigError(f"the run names {kind} {', '.join(twice)} more than once")
     generators = [generator_class(name).meta for name in config.generators if name != BASELINE]
     unused = sorted(set(config.generator_config) - set(config.generators))
     if unused:
         raise ConfigError(f"generator config names generators that are not in the run: {', '.join(unused)}")
+    options = {name: Generator.canonical_config(generator_class(name).checked_options(
+        config.generator_config.get(name, {}))) for name in config.generators}
     loaded = [get_task(name) for name in config.tasks]
     for task in loaded:
         _refuse_leaks(generators, task)
@@ -190,7 +222,14 @@ def checked_config(config: RunConfig) -> RunConfig:
         for reason in filter(None, reasons):
             log.warning("skipped: %s", reason)
     served = [t.name for t in tasks if not generators or any(incompatibility(g, t) is None for g in generators)]
-    return config.model_copy(update={"tasks": served})
+    given = {name: options[name] for name in config.generator_config}
+    return config.model_copy(update={"tasks": served, "generator_config": given})
+
+
+def _check_data_root(root: Path | None) -> None:
+    """A data root that is not a folder is a typo: refused even where the run's tasks read no real data."""
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"--data-root {root} is not a folder")
 
 
 def _check_device(device: str) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .cache import Cache, write_atomic
+from .cache import Cache
 from .executor import execute
 from .fitting import ready_generator
 from .kernels import kernel_settings
@@ -56,8 +56,7 @@ def _environment() -> dict[str, str]:
     return {**env, **kernel_settings(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | None = None,
-        show_progress: bool = True) -> RunResult:
+def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress: bool = True) -> RunResult:
     started = time.perf_counter()
     config = checked_config(config)
     cache = Cache(cache_root)
@@ -74,6 +73,4 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, out: Path | No
         incomplete=scored.incomplete,
         methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,
     )
-    if out is not None:
-        write_atomic(out, result.model_dump_json(indent=1).encode())
     return result

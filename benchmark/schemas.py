@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .protocol import RESULT_SCHEMA_VERSION
 
@@ -82,6 +83,19 @@ class RunConfig(BaseModel):
         if self.regimes is not None and self.train_size is not None:
             raise ValueError("give regimes or a train size, not both")
         return self
+
+    @field_validator("data_root")
+    @classmethod
+    def _utf8_data_root(cls, root: Path | None) -> Path | None:
+        """The result records the data root as JSON text: a path that is not UTF-8 (bytes the file system took as
+        they came) could not be written once the run is done, so it is refused before."""
+        try:
+            str(root).encode()
+        except UnicodeEncodeError:
+            shown = str(root).encode(errors="surrogateescape").decode(errors="backslashreplace")
+            raise PydanticCustomError("utf8_path", "the path {path} is not UTF-8 text, which the result JSON needs: "
+                                      "rename the folder, or link to it from a UTF-8 path", {"path": shown}) from None
+        return root
 
     @field_validator("ratios")
     @classmethod

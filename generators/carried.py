@@ -11,43 +11,45 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
 from cxrbench.carried import conditions_digest, read_sets
 from cxrbench.conditions import Condition
 from cxrbench.errors import GeneratorError
 from cxrbench.generator import Generator
+from cxrbench.options import GeneratorOptions
 from cxrbench.schemas import GeneratorMeta
 
 
+class CarriedOptions(GeneratorOptions):
+    sets: Path = Field(description="The entry's synthetic/<task file>.npz.")
+
+
 class Carried(Generator):
+    Options = CarriedOptions
+    options: CarriedOptions
     meta = GeneratorMeta(name="carried", version="1", role="generator", conditioning=["label", "text", "mask"],
                          description="A third-party entry's own synthetic images, carried in its submission folder "
                                      "(option `sets`: the npz file); what `cxrbench verify` retrains such an arm on.")
 
-    def _path(self) -> Path:
-        path = self.config.get("sets")
-        if path is None:
-            raise GeneratorError("carried needs the option `sets`: the entry's synthetic/<task file>.npz")
-        return Path(path)
-
     def _sets(self) -> dict[str, np.ndarray]:
-        path = self._path()
         try:
-            return read_sets(path)
+            return read_sets(self.options.sets)
         except (OSError, ValueError) as error:
-            raise GeneratorError(f"carried: {path}: {getattr(error, 'strerror', None) or error}") from None
+            raise GeneratorError(f"carried: {self.options.sets}: {getattr(error, 'strerror', None) or error}") \
+                from None
 
     def generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
         digest = conditions_digest(conditions)
         images = self._sets().get(digest)
         if images is None:
-            raise GeneratorError(f"carried: {self.config['sets']} holds no set for these {len(conditions)} "
+            raise GeneratorError(f"carried: {self.options.sets} holds no set for these {len(conditions)} "
                                  f"conditions (seed {seed}, digest {digest[:12]})")
         return images.astype(np.float32) / 65535
 
     def revision(self) -> str:
         """The carried file's content, not its path: the same images anywhere, another file another arm."""
         try:
-            return hashlib.sha256(self._path().read_bytes()).hexdigest()[:32]
+            return hashlib.sha256(self.options.sets.read_bytes()).hexdigest()[:32]
         except OSError as error:
-            raise GeneratorError(f"carried: {self._path()}: {error.strerror or error}") from None
+            raise GeneratorError(f"carried: {self.options.sets}: {error.strerror or error}") from None

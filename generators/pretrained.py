@@ -14,17 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.errors import GeneratorError
 from cxrbench.generator import Generator
+from cxrbench.options import GeneratorOptions
 from cxrbench.schemas import GeneratorMeta, TaskMeta
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
 
 
+class PipelineOptions(GeneratorOptions):
+    path: Path = Field(description="a local folder written by a diffusers pipeline's save_pretrained (pass it with "
+                                   "--generator-config)")
+    steps: int = Field(25, ge=1, le=10_000, description="Inference steps per image.")
+    guidance_scale: float = Field(7.5, ge=0, le=100, description="Classifier-free guidance scale.")
+
+
 class PretrainedPipeline(Generator):
+    Options = PipelineOptions
+    options: PipelineOptions
     meta = GeneratorMeta(
         name="pretrained_pipeline", version="1", role="generator", conditioning=["label", "text"],
         description="A diffusers text-to-image pipeline loaded from a local folder (path option), prompted "
@@ -32,15 +43,12 @@ class PretrainedPipeline(Generator):
 
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
-        if "path" not in self.config:
-            raise GeneratorError("pretrained_pipeline needs the option `path`: a local folder written by a diffusers "
-                                 "pipeline's save_pretrained (pass it with --generator-config)")
-        self.path = Path(self.config["path"]).expanduser()
+        self.path = self.options.path.expanduser()
         if not (self.path / "model_index.json").is_file():
             raise GeneratorError(f"pretrained pipeline folder {self.path} has no model_index.json: download the "
                                  "pipeline there first (nothing is fetched at run time)")
-        self.steps = int(self.config.get("steps", 25))
-        self.guidance_scale = float(self.config.get("guidance_scale", 7.5))
+        self.steps = self.options.steps
+        self.guidance_scale = self.options.guidance_scale
         self.mark_fitted(weights_digest(self.path))
         self._pipeline = None
 

@@ -104,13 +104,15 @@ def test_unseen_words_become_unknown_tokens_and_prompts_are_cut_to_length():
 
 
 def test_presets_resolve_by_resolution_and_reject_unknown_names():
-    assert resolve_config({}, 64).preset == "cpu"
-    assert resolve_config({}, 256).preset == "paper"
-    assert resolve_config({"preset": "tiny", "denoiser": {"steps": 9}}, 64).denoiser.steps == 9
-    with pytest.raises(ConfigError, match="unknown LDM preset 'huge'"):
-        resolve_config({"preset": "huge"}, 64)
-    with pytest.raises(ConfigError, match="no section 'vae'"):
-        resolve_config({"vae": {}}, 64)
+    ldm = generator_class("ldm_text")
+    assert resolve_config(ldm.checked_options({}), 64).preset == "cpu"
+    assert resolve_config(ldm.checked_options({}), 256).preset == "paper"
+    assert resolve_config(ldm.checked_options({"preset": "tiny", "denoiser": {"steps": 9}}), 64).denoiser.steps == 9
+    with pytest.raises(ConfigError, match="generator option ldm_text.preset: Input should be 'tiny', 'cpu' or "
+                                          "'paper', got 'huge'"):
+        ldm.checked_options({"preset": "huge"})
+    with pytest.raises(ConfigError, match="generator option ldm_text.vae is unknown; ldm_text takes autoencoder, "):
+        ldm.checked_options({"vae": {}})
 
 
 def test_the_revision_follows_the_config():

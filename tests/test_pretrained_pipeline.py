@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cxrbench.conditions import LabelCondition, MaskCondition
-from cxrbench.errors import GeneratorError
+from cxrbench.errors import ConfigError, GeneratorError
 from cxrbench.generators.pretrained import to_grey
 from cxrbench.registry import generator_class, get_task
 
@@ -75,7 +75,7 @@ def test_the_revision_changes_with_the_weights(tiny_pipeline, tmp_path):
 
 def test_a_missing_folder_or_option_is_a_clear_error(tmp_path):
     meta = get_task("phantom_cls").meta
-    with pytest.raises(GeneratorError, match="needs the option `path`"):
+    with pytest.raises(ConfigError, match="generator option pretrained_pipeline.path is missing: a local folder"):
         generator_class("pretrained_pipeline")(meta)
     with pytest.raises(GeneratorError, match=f"folder {tmp_path / 'nowhere'} has no model_index.json"):
         generator_class("pretrained_pipeline")(meta, path=str(tmp_path / "nowhere"))

@@ -12,12 +12,32 @@ import logging
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
 from . import calibration, quality, running, submissions
+from .common import fail
 from .leaderboard import leaderboard_app
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+"""Click's usage error, of whichever click typer runs on (recent typer vendors its own copy)."""
+
+
+class OneLineUsageErrors(TyperGroup):
+    """Click's usage errors (a value of the wrong type, an unknown option or command) in one line, exit code 2,
+    like every other bad input, instead of a usage block in a box."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # click >= 8.2 shows the help this way
+                raise
+            command = (error.ctx or ctx).command_path
+            fail(f"{command}: {' '.join(error.format_message().split())} (see {command} --help)")
+
+
+app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="cxrbench: do a generator's synthetic chest X-rays make downstream models better?")
 
 app.command()(running.run)

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_CACHE, CacheDir, console, one_line_errors, split_names
+from .common import (
+    DEFAULT_CACHE,
+    CacheDir,
+    check_cache,
+    check_writable,
+    console,
+    given_names,
+    one_line_errors,
+    write_result,
+)
 
 
 def calibrate(
@@ -25,14 +34,14 @@ def calibrate(
     """A/A false-positive rate of each interval, and how often each covers a control's true Δ."""
     from rich.table import Table
 
-    from ..cache import write_atomic
     from ..calibration import calibrate as measure
 
-    with one_line_errors():
-        result = measure(task, regime, split_names(controls), seeds=seeds, group_size=group_size,
-                         cache_root=cache_dir, workers=workers or os.cpu_count() or 1, fresh_patients=fresh_patients)
     out = out or Path("results") / f"calibration_{task}_{regime}.json"
-    write_atomic(out, result.model_dump_json(indent=1).encode())
+    with one_line_errors():
+        check_writable(out)
+        check_cache(cache_dir)
+        result = measure(task, regime, given_names(controls, "--controls"), seeds=seeds, group_size=group_size,
+                         cache_root=cache_dir, workers=workers or os.cpu_count() or 1, fresh_patients=fresh_patients)
     table = Table(title=f"{task} · {regime}: {result.seeds} seeds in groups of {group_size}; true Δ from "
                         f"{result.fresh_test_images} fresh test images")
     for column in ("", "primary", "t over seeds", "bootstrap over patients"):
@@ -45,4 +54,6 @@ def calibrate(
         table.add_row(f"{control.control} coverage (true Δ {control.true_delta:+.4f}, {control.intervals} intervals)",
                       f"{c.primary:.3f}", f"{c.t_seeds:.3f}", f"{c.bootstrap_patients:.3f}")
     console.print(table)
+    with one_line_errors():
+        write_result(out, result, cache_dir)
     console.print(f"written to {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.text import Text
 
@@ -42,25 +43,68 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+RESULT_ROOM = 4 * 2**20
+"""Free bytes a command needs beside its result file before it starts (a suite's result is a few hundred kB)."""
+CACHE_ROOM = 64 * 2**20
+"""Free bytes the cache's disk needs before a command starts: a full disk is refused before any work. A disk that
+fills up during the work stops it at the entry that could not be written; the entries written stay valid."""
+
+
 def check_writable(out: Path) -> None:
-    """Fail now, in one line, if the result could not be written at `out` once the run is done (a probe file is
-    created and removed beside it)."""
-    import tempfile
-
-    from ..errors import ConfigError
-
+    """Fail now, in one line, if the result could not be written at `out` once the run is done."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name the result file, e.g. {out / 'result.json'}")
+    check_folder(out.parent, "--out", RESULT_ROOM, shown=out)
+
+
+def check_cache(cache_dir: Path) -> None:
+    """Fail now, in one line, if the cache cannot take what the command computes (read-only, or a full disk)."""
+    check_folder(cache_dir, "--cache-dir", CACHE_ROOM)
+
+
+def check_folder(folder: Path, option: str, needed: int, shown: Path | None = None) -> None:
+    """`folder` exists (made if need be), takes a new file (a probe is created and removed), and its disk has
+    `needed` bytes free; else a ConfigError naming `option` and `shown` (default: the folder)."""
+    import tempfile
+
+    shown = shown or folder
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".cxrbench-", suffix=".probe"):
             pass
     except OSError as error:
-        raise ConfigError(f"--out {out}: cannot write there ({error.strerror or error})") from None
+        raise ConfigError(f"{option} {shown}: cannot write there ({error.strerror or error})") from None
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise ConfigError(f"{option} {shown}: its disk has {free / 2**20:.1f} MiB free, and the command needs at "
+                          f"least {needed / 2**20:.0f} MiB there before it starts")
+
+
+def write_result(out: Path, result: BaseModel, cache_dir: Path) -> None:
+    """Write `result` at `out` atomically. If the disk refuses it now that the work is done, one line says so and
+    what is kept: the result, printed before, and every entry computed, in the cache (a `run` again only rescores)."""
+    from ..cache import write_atomic
+
+    try:
+        write_atomic(out, result.model_dump_json(indent=1).encode())
+    except OSError as error:
+        raise ConfigError(f"the result could not be written to {out} ({error.strerror or error}); it is printed above, "
+                          f"and the cache {cache_dir} keeps what it computed") from None
 
 
 def split_names(value: str | None) -> list[str]:
     return [] if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def given_names(value: str | None, option: str) -> list[str] | None:
+    """The comma-separated names of an option, or None when it was not given. Given but naming nothing (`--task ""`)
+    is an error: read as "not given" it would quietly run the option's default, e.g. the whole suite."""
+    if value is None:
+        return None
+    names = split_names(value)
+    if not names:
+        raise ConfigError(f"{option} {value!r} names nothing; leave {option} out for its default")
+    return names
 
 
 def parse_ratios(value: str | None) -> list[float] | None:
@@ -93,17 +137,41 @@ def one_line_errors() -> Iterator[None]:
         fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
     except CxrbenchError as error:
         fail(str(error))
+    except OSError as error:  # the machine, not the input: a disk that filled up or went away during the work
+        fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
+
+
+GENERATOR_CONFIG_LIMIT = 1_000_000
+"""Bytes a generator config may have: a file of options is a few lines; /dev/zero must not be read until memory
+runs out."""
 
 
 def read_generator_config(path: Path | None) -> dict:
+    """The `--generator-config` file as {generator name: options}; each generator's options are validated by the
+    run (`checked_config`), which knows which generators it has."""
     import yaml
 
     if path is None:
         return {}
+
+    def refused(why: str) -> ConfigError:
+        return ConfigError(f"cannot read generator config {path}: {why}")
+
     try:
-        options = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read generator config {path}: {error}") from None
-    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        with path.open("rb") as handle:
+            data = handle.read(GENERATOR_CONFIG_LIMIT + 1)
+    except OSError as error:
+        raise refused(error.strerror or str(error)) from None
+    if len(data) > GENERATOR_CONFIG_LIMIT:
+        raise refused(f"larger than {GENERATOR_CONFIG_LIMIT:,} bytes; it must be a YAML file of options")
+    try:
+        options = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise refused(f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); it must be a YAML "
+                      f"file of options") from None
+    except yaml.YAMLError as error:
+        raise refused(f"not valid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(options, dict) or not all(isinstance(k, str) and isinstance(v, dict)
+                                                for k, v in options.items()):
         raise ConfigError(f"generator config {path} must map generator names to option mappings")
     return options

@@ -14,9 +14,13 @@ from .common import (
     Device,
     GeneratorConfig,
     Regime,
+    check_cache,
+    check_writable,
     console,
+    given_names,
     one_line_errors,
     read_generator_config,
+    write_result,
 )
 
 
@@ -35,16 +39,18 @@ def agreement(
     from rich.table import Table
 
     from ..agreement import measure_agreement
-    from ..cache import write_atomic
+    from ..plan import checked_config
     from ..schemas import RunConfig
 
+    out = out or Path("results") / f"agreement_{task}_{generator}.json"
     with one_line_errors():
         config = RunConfig(tasks=[task], generators=[generator], data_root=data_root, device=device,
-                           regimes=[regime] if regime else None,
+                           regimes=given_names(regime, "--regime"),
                            generator_config=read_generator_config(generator_config))
+        checked_config(config)
+        check_writable(out)
+        check_cache(cache_dir)
         result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
-    out = out or Path("results") / f"agreement_{task}_{generator}.json"
-    write_atomic(out, result.model_dump_json(indent=1).encode())
     table = Table(title=f"{generator} on {task}: does the judge find what was asked? ({result.metric}, "
                         f"{result.n_images} images)")
     for column in ("", "matched", "shuffled", "real test"):
@@ -53,6 +59,8 @@ def agreement(
     for label, value in result.matched_per_label.items():
         table.add_row(label, f"{value:.3f}", f"{result.shuffled_per_label[label]:.3f}", "")
     console.print(table)
+    with one_line_errors():
+        write_result(out, result, cache_dir)
     console.print(f"written to {out}")
 
 
@@ -70,13 +78,16 @@ def review(
                                               "reaches it can add verdicts).")] = "127.0.0.1",
 ) -> None:
     """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""
+    from ..plan import checked_config
     from ..review import open_review_page, reviewed_set
     from ..schemas import RunConfig
 
     with one_line_errors():
         config = RunConfig(tasks=[task], generators=[generator], data_root=data_root,
-                           regimes=[regime] if regime else None,
+                           regimes=given_names(regime, "--regime"),
                            generator_config=read_generator_config(generator_config))
+        checked_config(config)
+        check_cache(cache_dir)
         set_dir = reviewed_set(task, generator, cache_dir, config)
     feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"
     console.print(f"reviewing {set_dir}; verdicts go to {feedback}")

@@ -17,14 +17,16 @@ from .common import (
     Device,
     Format,
     GeneratorConfig,
+    check_cache,
     check_writable,
     console,
     fail,
+    given_names,
     one_line_errors,
     parse_ratios,
     read_generator_config,
     show_result,
-    split_names,
+    write_result,
 )
 
 
@@ -48,21 +50,25 @@ def run(
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
     """Run generators on a suite's tasks in every regime and print each comparison's verdict."""
+    from ..plan import checked_config
     from ..registry import suite_tasks
     from ..runner import run as run_benchmark
     from ..schemas import RunConfig
 
     with one_line_errors():
-        config = RunConfig(tasks=split_names(task) or suite_tasks(suite), generators=split_names(generator),
-                           ratios=parse_ratios(ratios), seeds=seeds, regimes=split_names(regimes) or None,
-                           train_size=train_size, n_boot=n_boot,
+        config = RunConfig(tasks=given_names(task, "--task") or suite_tasks(suite),
+                           generators=given_names(generator, "--generator"), ratios=parse_ratios(ratios), seeds=seeds,
+                           regimes=given_names(regimes, "--regimes"), train_size=train_size, n_boot=n_boot,
                            data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
-        check_writable(out)  # before the work, not after it
-        result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1, out=out,
+        config = checked_config(config)  # names and options first; then the disks, before the work, not after it
+        check_writable(out)
+        check_cache(cache_dir)
+        result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1,
                                show_progress=fmt is Format.table)
-    show_result(result, fmt)
+        show_result(result, fmt)
+        write_result(out, result, cache_dir)
     if fmt is Format.table:
         console.print(f"result written to {out} ({result.wall_seconds:.1f} s)")
 

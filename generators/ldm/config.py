@@ -6,52 +6,52 @@ cache key: changing any number here trains (and caches) a new model.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, create_model
 
-from cxrbench.errors import ConfigError
+from cxrbench.options import GeneratorOptions
+
+Channels = tuple[Annotated[int, Field(ge=1, le=4096)], ...]
+Steps = Annotated[int, Field(ge=1, le=10_000_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+LearningRate = Annotated[float, Field(gt=0, le=1)]
 
 
-class AutoencoderConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    block_out_channels: tuple[int, ...] = Field(
-        description="One entry per level; each level after the first halves the size.")
-    latent_channels: int = 4
+class AutoencoderConfig(GeneratorOptions):
+    block_out_channels: Channels = Field(
+        min_length=1, max_length=8, description="One entry per level; each level after the first halves the size.")
+    latent_channels: int = Field(4, ge=1, le=64)
     mid_block_attention: bool = Field(description="Costs about half a step at 128 px; off for the small presets.")
-    steps: int
-    batch_size: int
-    learning_rate: float
-    kl_weight: float = 1e-6
+    steps: Steps
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    kl_weight: float = Field(1e-6, ge=0, le=1)
 
 
-class DenoiserConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    block_out_channels: tuple[int, ...]
-    layers_per_block: int = 1
-    attention_head_dim: int = 8
-    context_dim: int = Field(description="Width of the cross-attention context (label and prompt tokens).")
-    prompt_tokens: int = Field(16, description="Prompts are padded or cut to this many word tokens.")
-    text_layers: int = 2
-    steps: int
-    batch_size: int
-    learning_rate: float
-    ema_decay: float = 0.999
-    condition_dropout: float = Field(0.1, description="Probability of training without the condition (for guidance).")
-
-
-class SamplerConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    steps: int = 20
-    guidance_scale: float = Field(2.0, description="Classifier-free guidance; 1 = plain conditional sampling.")
+class DenoiserConfig(GeneratorOptions):
+    block_out_channels: Channels = Field(min_length=1, max_length=8)
+    layers_per_block: int = Field(1, ge=1, le=16)
+    attention_head_dim: int = Field(8, ge=1, le=1024)
+    context_dim: int = Field(ge=1, le=8192, description="Width of the cross-attention context (label and prompt "
+                                                        "tokens).")
+    prompt_tokens: int = Field(16, ge=1, le=1024, description="Prompts are padded or cut to this many word tokens.")
+    text_layers: int = Field(2, ge=1, le=64)
+    steps: Steps
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    condition_dropout: float = Field(0.1, ge=0, le=1, description="Probability of training without the condition "
+                                                                  "(for guidance).")
 
 
-class LDMConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class SamplerConfig(GeneratorOptions):
+    steps: int = Field(20, ge=1, le=10_000)
+    guidance_scale: float = Field(2.0, ge=0, le=100, description="Classifier-free guidance; 1 = plain conditional "
+                                                                 "sampling.")
 
+
+class LDMConfig(GeneratorOptions):
     preset: str
     autoencoder: AutoencoderConfig
     denoiser: DenoiserConfig
@@ -91,16 +91,30 @@ PRESETS: dict[str, LDMConfig] = {
 }
 
 
-def resolve_config(config: dict, resolution: int) -> LDMConfig:
-    """The preset named in `config` (default: `cpu` up to 128 px, else `paper`), with overrides merged in."""
-    name = config.get("preset") or ("cpu" if resolution <= 128 else "paper")
-    if name not in PRESETS:
-        raise ConfigError(f"unknown LDM preset {name!r}; known presets: {', '.join(PRESETS)}")
-    merged = PRESETS[name].model_dump()
-    for section, values in config.items():
-        if section == "preset":
-            continue
-        if section not in merged or not isinstance(values, dict):
-            raise ConfigError(f"LDM config has no section {section!r}; sections: autoencoder, denoiser, sampler")
-        merged[section] = {**merged[section], **values}
+def overrides_of(model: type[BaseModel], **fields: Any) -> type[GeneratorOptions]:
+    """`model` as options that override a preset: every field optional (unset keeps the preset's value, null is
+    refused), with its type and bounds; a nested model becomes its own overrides; `fields` replace fields."""
+    def override(name: str) -> tuple[Any, Any]:
+        info = model.model_fields[name]
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            kind = overrides_of(kind)
+        return (Annotated[(kind, *info.metadata)] if info.metadata else kind), Field(None, description=info.description)
+
+    return create_model(f"{model.__name__}Overrides", __base__=GeneratorOptions,
+                        **({name: override(name) for name in model.model_fields} | fields))
+
+
+LDMOptions = overrides_of(LDMConfig, preset=(Literal[tuple(PRESETS)], Field(
+    None, description="A preset's name (default: cpu up to 128 px, else paper); the other options override it.")))
+"""The options of `ldm_text` and `ldm_mask`: a preset, and any of its settings (e.g. `denoiser: {steps: 500}`)."""
+
+
+def resolve_config(options: GeneratorOptions, resolution: int) -> LDMConfig:
+    """The preset named in `options` (default: `cpu` up to 128 px, else `paper`), with the options' settings merged
+    in; `options` may hold more than the LDM's own (a variant's sections), which are left out."""
+    given = options.model_dump(exclude_unset=True, include=set(LDMOptions.model_fields))
+    merged = PRESETS[given.pop("preset", None) or ("cpu" if resolution <= 128 else "paper")].model_dump()
+    for name, value in given.items():
+        merged[name] = {**merged[name], **value} if isinstance(value, dict) else value
     return LDMConfig.model_validate(merged)

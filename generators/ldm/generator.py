@@ -18,7 +18,7 @@ from cxrbench.generator import Generator
 from cxrbench.samples import SampleSet
 from cxrbench.schemas import GeneratorMeta, TaskMeta
 
-from .config import LDMConfig, resolve_config
+from .config import LDMConfig, LDMOptions, resolve_config
 from .state import RefinedState
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,14 @@ FIT_VERSION = "1"
 
 class LatentDiffusionGenerator(Generator):
     trainable = True
+    Options = LDMOptions
     uses_mask: ClassVar[bool]
     own_sections: ClassVar[tuple[str, ...]] = ()
     """Config sections a variant reads itself; the rest configures the latent diffusion model."""
 
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
-        self.settings: LDMConfig = resolve_config(self.ldm_config(), task.resolution)
+        self.settings: LDMConfig = resolve_config(self.options, task.resolution)
         levels = len(self.settings.autoencoder.block_out_channels)
         if task.resolution % 2 ** (levels - 1):
             raise GeneratorError(f"resolution {task.resolution} is not divisible by the autoencoder's "

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cxrbench.conditions import Condition
 from cxrbench.errors import GeneratorError
 from cxrbench.generator import Generator
+from cxrbench.options import GeneratorOptions
 from cxrbench.samples import SampleSet
 from cxrbench.schemas import GeneratorMeta, TaskMeta
 
+from .config import LDMOptions
 from .generator import LatentDiffusionGenerator, MaskConditionedLDM, TextConditionedLDM, training_conditions
 from .selection import acceptance_notes, rejection_sample
 from .state import RefinedState
@@ -37,25 +39,33 @@ FINETUNE_SEED = 5_003
 """Seeds the fine-tuning candidates (plus the round number): no run seed draws the same noise."""
 
 
-class RefineConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rounds: int = Field(1, ge=0, description="Fine-tuning rounds; 0 = the plain model, filtered only.")
+class RefineConfig(GeneratorOptions):
+    rounds: int = Field(1, ge=0, le=100, description="Fine-tuning rounds; 0 = the plain model, filtered only.")
     threshold: float = Field(0.5, ge=0, le=1, description="Accepted at or above this score.")
-    max_draws: int = Field(4, ge=1, description="Draws per condition when generating before the best one is kept.")
-    candidates_per_image: int = Field(2, ge=1, description="Fine-tuning candidates per real training condition.")
-    finetune_steps: int = Field(200, ge=1)
-    finetune_learning_rate: float = Field(2e-4, gt=0)
+    max_draws: int = Field(4, ge=1, le=1000, description="Draws per condition when generating before the best one "
+                                                         "is kept.")
+    candidates_per_image: int = Field(2, ge=1, le=1000, description="Fine-tuning candidates per real training "
+                                                                    "condition.")
+    finetune_steps: int = Field(200, ge=1, le=10_000_000)
+    finetune_learning_rate: float = Field(2e-4, gt=0, le=1)
+
+
+class RefinedOptions(LDMOptions):
+    """The LDM's options and how the proxy refines it."""
+
+    refine: RefineConfig = RefineConfig()
 
 
 class ProxyRefinedLDM(LatentDiffusionGenerator):
+    Options = RefinedOptions
+    options: RefinedOptions
     own_sections = ("refine",)
     plain: ClassVar[type[LatentDiffusionGenerator]]
     scorer_name: ClassVar[str] = "proxy"
 
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
-        self.refine = RefineConfig.model_validate(self.config.get("refine", {}))
+        self.refine = self.options.refine
         self.proxy: Proxy | None = None
         self.history: list[dict] = []
         """One record per fine-tuning round: candidates, accepted, acceptance rate, mean score."""

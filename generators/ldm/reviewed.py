@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from cxrbench.cache import file_sha256
 from cxrbench.conditions import Condition
-from cxrbench.errors import ConfigError, GeneratorError
+from cxrbench.errors import GeneratorError
 from cxrbench.feedback import read_feedback
 from cxrbench.generator import Generator
 from cxrbench.protocol import REVIEWED_SEED, synthetic_count
@@ -30,9 +31,22 @@ from cxrbench.schemas import GeneratorMeta, TaskMeta
 from cxrbench.synthetic import image_sha256
 
 from .generator import MaskConditionedLDM
-from .refined import ProxyRefinedLDM
+from .refined import ProxyRefinedLDM, RefineConfig, RefinedOptions
 
 log = logging.getLogger(__name__)
+
+class ReviewedOptions(RefinedOptions):
+    """The proxy-refined LDM's options, the reviewers' feedback file, and at most one fine-tuning round."""
+
+    feedback: Path = Field(description="the path of the reviewers' JSONL file (cxrbench review writes it)")
+
+    @field_validator("refine")
+    @classmethod
+    def _one_round(cls, refine: RefineConfig) -> RefineConfig:
+        if refine.rounds > 1:
+            raise ValueError("reviewers judged the plain model's images once, so rounds is at most 1")
+        return refine
+
 
 def reviewed_count(task: TaskMeta, n_train: int) -> int:
     """Size of the reviewed set: the task's first default ratio, as the runner sizes it."""
@@ -40,6 +54,8 @@ def reviewed_count(task: TaskMeta, n_train: int) -> int:
 
 
 class MaskReviewedLDM(ProxyRefinedLDM):
+    Options = ReviewedOptions
+    options: ReviewedOptions
     uses_mask = True
     plain = MaskConditionedLDM
     own_sections = ("refine", "feedback")
@@ -51,12 +67,7 @@ class MaskReviewedLDM(ProxyRefinedLDM):
 
     def __init__(self, task: TaskMeta, **config: Any) -> None:
         super().__init__(task, **config)
-        if "feedback" not in self.config:
-            raise ConfigError(f"{self.meta.name} needs `feedback: <path of the reviewers' JSONL file>` in its config")
-        self.feedback = Path(self.config["feedback"])
-        if self.refine.rounds > 1:
-            raise ConfigError(f"{self.meta.name}: reviewers judged the plain model's images once, so at most 1 "
-                              f"fine-tuning round, got {self.refine.rounds}")
+        self.feedback = self.options.feedback
         self.rejected: set[str] = set()
         self.review: dict[str, Any] = {}
         self.reviewed_revision: str | None = None
