@@ -42,6 +42,7 @@ from .submission import (
     load_task_submission,
     prediction_key,
     pydantic_problems,
+    task_file_name,
     task_files,
 )
 from .task import Task
@@ -156,6 +157,10 @@ def _check_file(path: Path, card: GeneratorCard | None,
     except DataError as error:
         return [(file, "result.task.name", f"cannot recompute without the task's data (--data-root or "
                                                   f"CXRBENCH_DATA_ROOT): {error}")], None
+    expected_name = task_file_name(submission.suite, submission.task, regime)
+    if path.name != expected_name:  # also what keeps a (task, regime) to one file: a copy would be scored twice
+        return [(file, "", f"holds {submission.suite}/{submission.task}/{regime}, whose file is named "
+                           f"{expected_name} (as `cxrbench submit` writes it)")], None
     _check_task(submission, task, splits, add)
     _check_protocol(submission, task, add)
     metas = _check_generators(submission, task, add)
