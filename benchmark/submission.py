@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -176,8 +177,10 @@ def _unpacked(text: str) -> dict[str, np.ndarray]:
     for key in stored:
         if key.endswith("#bits"):
             name = key[: -len("#bits")]
-            shape = tuple(int(n) for n in stored[f"{name}#shape"])
-            arrays[name] = np.unpackbits(stored[key], count=int(np.prod(shape))).astype(bool).reshape(shape)
+            shape, bits = tuple(int(n) for n in stored[f"{name}#shape"]), 8 * stored[key].size
+            if min(shape, default=0) < 0 or math.prod(shape) > bits:  # unpackbits would pad with made-up zeros
+                raise ValueError(f"{name} claims shape {shape}, more values than its {bits} bits")
+            arrays[name] = np.unpackbits(stored[key], count=math.prod(shape)).astype(bool).reshape(shape)
     return arrays
 
 
