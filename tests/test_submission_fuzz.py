@@ -9,8 +9,10 @@ with the leaderboard showing exactly the original's numbers. The counts are publ
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import io
 import json
 import shutil
 import signal
@@ -396,3 +398,13 @@ def test_a_reformatted_entry_validates_and_shows_the_same_numbers(mutation, reli
     """Key order, indentation and YAML style are provably harmless: they must not be refused either."""
     assert _outcome(mutation) == "harmless"
     reliability_tally(mutations_tried=1, mutations_harmless=1)
+
+
+@pytest.mark.reliability("hostile_file")
+def test_a_mask_claiming_more_pixels_than_it_stores_is_refused_before_any_allocation():
+    """A few bytes of packed bits with a shape of 2**40 pixels: unpacking would allocate a terabyte of zeros."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{"oracle|2|0|test_mask#bits": np.zeros(1, np.uint8),
+                                   "oracle|2|0|test_mask#shape": np.array([2**20, 2**20])})
+    with pytest.raises(ValueError, match=r"claims shape \(1048576, 1048576\), more values than its 8 bits"):
+        decode_predictions(base64.b64encode(buffer.getvalue()).decode())
