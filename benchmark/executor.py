@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,10 +27,17 @@ def _label(cell: Cell) -> str:
 
 def die_with_parent() -> None:
     """A worker's initializer: on Linux, the kernel kills the worker when the process that started it dies, so a
-    killed run (SIGKILL or SIGTERM) leaves no worker behind, still training and holding its memory."""
+    killed run (SIGKILL or SIGTERM) leaves no worker behind, still training and holding its memory.
+
+    A parent that died while the worker was still starting (seconds of imports) is gone before the request: the
+    worker, adopted by another process, would wait for cells forever. It checks that after asking (prctl(2)).
+    """
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progress: bool = True) -> None:

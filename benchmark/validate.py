@@ -43,6 +43,7 @@ from .submission import (
     load_task_submission,
     prediction_key,
     pydantic_problems,
+    task_file_name,
     task_files,
 )
 from .task import Task
@@ -50,6 +51,9 @@ from .task_data import load_splits
 from .untrusted import irregular_paths, read_bounded
 
 Problem = tuple[str, str, str]
+UNSCORABLE = (ValueError, TypeError, IndexError, KeyError, RuntimeError)
+"""What a task's scoring code (numpy, scikit-learn, torch) raises on stored arrays of the wrong names, shapes or
+types."""
 MAX_GALLERY_BYTES = 200_000
 
 
@@ -113,7 +117,12 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     # p-values are corrected across the files of a suite: recompute only where the whole family can be
     for entries in [] if blocked else by_suite.values():
         n_boot = entries[0][1].config.n_boot
-        recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
+        try:
+            recomputed = score_predictions([item for _, _, item in entries], n_boot=n_boot)
+        except UNSCORABLE as error:
+            found = [problem for path, _, item in entries for problem in _unscorable(path, item)]
+            problems += found or [(str(folder), "", f"the stored predictions cannot be scored ({error!r})")]
+            continue
         for generator, members in recomputed.incomplete.items():
             problems.append((str(folder), "", f"the entry of {generator} lacks {len(members)} comparison(s) the "
                                               f"protocol requires: {'; '.join(members)} (run every regime with the "
@@ -157,6 +166,10 @@ def _check_file(path: Path, card: GeneratorCard | None,
     except DataError as error:
         return [(file, "result.task.name", f"cannot recompute without the task's data (--data-root or "
                                                   f"CXRBENCH_DATA_ROOT): {error}")], None
+    expected_name = task_file_name(submission.suite, submission.task, regime)
+    if path.name != expected_name:  # also what keeps a (task, regime) to one file: a copy would be scored twice
+        return [(file, "", f"holds {submission.suite}/{submission.task}/{regime}, whose file is named "
+                           f"{expected_name} (as `cxrbench submit` writes it)")], None
     _check_task(submission, task, splits, add)
     _check_protocol(submission, task, add)
     metas = _check_generators(submission, task, add)
@@ -335,8 +348,9 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
                     add("predictions", f"{prefix}{name} holds {int((~np.isfinite(value)).sum())} non-finite values")
                     return None
                 split = getattr(splits, name.split("_")[0], None)
-                if split is not None and len(value) != len(split):
-                    add("predictions", f"{prefix}{name} has {len(value)} rows; the task's {name.split('_')[0]} "
+                rows = len(value) if value.ndim else 0  # a 0-d array has no rows (and no len)
+                if split is not None and rows != len(split):
+                    add("predictions", f"{prefix}{name} has {rows} rows; the task's {name.split('_')[0]} "
                                        f"split has {len(split)} cases")
                     return None
             seeds.append((s.seed, s.cell, found))
@@ -351,6 +365,19 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
     own = [a for a in arms if a.generator == submission.generator]
     return TaskPredictions(task, result.regime, splits, baseline, own,
                            [a for a in arms if a.generator != submission.generator])
+
+
+def _unscorable(path: Path, item: TaskPredictions) -> list[Problem]:
+    """The seeds whose arrays the task's code cannot score: looked for one by one once scoring the suite failed."""
+    found = []
+    for arm in [item.baseline, *item.arms, *item.references]:
+        for seed, _, predictions in arm.seeds:
+            try:
+                item.task.case_metric(predictions, item.splits)
+            except UNSCORABLE as error:
+                found.append((str(path), "predictions", f"{prediction_key(arm.generator, arm.ratio, seed, '*')} "
+                                                        f"cannot be scored by task {item.task.meta.name} ({error!r})"))
+    return found
 
 
 def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]]:
