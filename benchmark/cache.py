@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -86,9 +87,13 @@ def file_sha256(path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old content or the new, never half of it."""
+    """Write a file so that readers see either the old content or the new, never half of it.
+
+    The temporary beside it is named by the writing process; one left by a killed writer is removed by the next
+    write of the same file on this machine (a result file has one writer at a time)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    _remove_dead_temporaries(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -98,6 +103,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed write (full disk, `path` a folder) leaves nothing behind
         raise
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]{{32}}\.tmp")
+    for sibling in path.parent.iterdir():
+        found = pattern.fullmatch(sibling.name)
+        if found and not _alive(int(found.group(1))):
+            sibling.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # On NFS, Linux emulates flock with POSIX byte-range locks, whose owner may be the process rather than the

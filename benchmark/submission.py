@@ -16,7 +16,7 @@ import io
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,9 @@ from .untrusted import MAX_CARD_BYTES, load_json, load_yaml, read_bounded
 CARD_FILE = "generator.yaml"
 GALLERY_DIR = "gallery"
 MAX_FILE_BYTES = 1_000_000
+MAX_PREDICTION_BYTES = 64_000_000
+"""Unpacked size of a task file's predictions (the largest committed entry's: 3 MB): a small file must not
+expand to gigabytes."""
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 _MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!]|javascript:", re.IGNORECASE)
@@ -111,7 +114,7 @@ class TaskSubmission(BaseModel):
     schema_version: str = SUBMISSION_SCHEMA_VERSION
     generator: str = Field(pattern=NAME_PATTERN)
     verified: bool = Field(description="True for generators whose code is in this repository's registry.")
-    created: datetime
+    created: datetime = Field(description="When the entry was made (ISO 8601 with a time zone); not in the future.")
     cxrbench_version: str
     protocol_version: str
     config: RunConfig = Field(description="The run's settings (train size, seeds, ratios, bootstrap).")
@@ -122,6 +125,22 @@ class TaskSubmission(BaseModel):
     result: TaskResult
     predictions: str = Field(description="base64 of an npz: '<generator>|<ratio>|<seed>|<array>' -> array.")
     gallery: list[GalleryImage] = Field(default_factory=list)
+
+    @field_validator("created", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        if not isinstance(value, (str, datetime)):
+            raise ValueError("must be an ISO 8601 date and time (e.g. 2026-12-01T20:34:00Z), not a number")
+        return value
+
+    @field_validator("created")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (e.g. a trailing Z for UTC)")
+        if value > datetime.now(timezone.utc) + timedelta(days=1):
+            raise ValueError(f"is {value.isoformat()}, in the future")
+        return value
 
     @property
     def suite(self) -> str:
@@ -172,6 +191,10 @@ def _unpacked(text: str) -> dict[str, np.ndarray]:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError("holds a single array")
     with archive as data:
+        declared = sum(info.file_size for info in data.zip.infolist())
+        if declared > MAX_PREDICTION_BYTES:
+            raise ValueError(f"unpacks to {declared:,} bytes, more than the {MAX_PREDICTION_BYTES:,} a task file's "
+                             f"predictions may hold")
         stored = {name: data[name] for name in data.files}
     arrays = {key: value for key, value in stored.items() if "#" not in key}
     for key in stored:

@@ -70,7 +70,21 @@ HOSTILE = {
     "NaN test probabilities": (lambda f, t: _edit(f, _nan_predictions), "non-finite values"),
     "forged synthetic count": (lambda f, t: _edit(f, lambda d: d["result"]["arms"][0].update(n_synthetic=5000)),
                                "n_synthetic: is 5000; the protocol adds round(ratio x n_real) = 50"),
+    "a date in the future": (lambda f, t: _edit(f, lambda d: d.update(created="2286-11-20T17:46:40Z")),
+                             "created: Value error, is 2286-11-20T17:46:40+00:00, in the future"),
+    "a date as a number": (lambda f, t: _edit(f, lambda d: d.update(created=1e10)),
+                           "created: Value error, must be an ISO 8601 date and time"),
+    "predictions that unpack to 80 MB": (lambda f, t: _edit(f, _inflated_predictions),
+                                         "predictions: not a base64 npz archive (ValueError: unpacks to 80,151,008 "
+                                         "bytes, more than the 64,000,000"),
 }
+
+
+def _inflated_predictions(data: dict) -> None:
+    """80 MB of zeros compress to a few kB: a small file that expands to more than any entry needs."""
+    arrays = decode_predictions(data["predictions"])
+    arrays["zeros"] = np.zeros(10_000_000, dtype=np.float64)
+    data["predictions"] = encode_predictions(arrays)
 
 
 @pytest.mark.reliability("hostile_file")
