@@ -17,7 +17,7 @@ import numpy as np
 
 from .cache import Cache
 from .carried import sets_path
-from .errors import SubmissionError
+from .errors import ConfigError, SubmissionError
 from .plan import Cell, plan_tasks
 from .predictions import load_predictions
 from .protocol import BASELINE, PREDICTION_TOLERANCE
@@ -83,6 +83,9 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
                  for plan in plans for arm in (plan.baseline, *plan.arms) for cell in arm.cells
                  if (arm.generator == BASELINE or (arm.generator, arm.ratio) in stored)
                  and (seeds is None or cell.seed in seeds)]
+        if not cells:
+            raise ConfigError(f"{path}: --seeds {','.join(map(str, seeds or []))}: the entry holds none of these "
+                              f"seeds (it holds 0-{submission.result.baseline.seeds[-1].seed})")
         compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress)
     entry = decode_predictions(submission.predictions)
     problems, largest = [], 0.0

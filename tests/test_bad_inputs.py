@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,7 @@ runner = CliRunner()
 NOT_UTF8 = os.fsdecode(b"data-\xff")
 """A folder name the file system takes but UTF-8 text (and so the result JSON) cannot hold."""
 CACHE = ["--cache-dir", "{tmp}/cache"]
+ORACLE_TASK_FILE = Path(__file__).resolve().parents[1] / "submissions" / "oracle" / "embedded__phantom_cls__scarce.json"
 PHANTOM = ["--task", "phantom_cls", *CACHE]
 
 
@@ -219,6 +221,11 @@ CASES = [
           "generator ldm_mask cannot take label conditions"),
     _case("calibrate_out_a_folder", ["calibrate", "--out", "{tmp}/folder", "--workers", "1", *PHANTOM],
           "--out {tmp}/folder is a folder"),
+    # verify
+    _case("verify_seeds_not_numbers", ["verify", "--seeds", "0,x", *CACHE],
+          "--seeds must be comma-separated seed numbers, e.g. 0,1; got '0,x'"),
+    _case("verify_seeds_not_in_the_entry", ["verify", "--seeds", "99", str(ORACLE_TASK_FILE), *CACHE],
+          "--seeds 99: the entry holds none of these seeds (it holds 0-4)"),
 ]
 
 

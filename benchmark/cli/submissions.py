@@ -27,13 +27,14 @@ def submit(
         console.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB), valid")
 
 
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Submission folders or files (default: submissions/).")] = None,
-    data_root: Annotated[Path | None, typer.Option(
-        help="This machine's copy of the real datasets, for entries on them (env CXRBENCH_DATA_ROOT).",
-        envvar="CXRBENCH_DATA_ROOT")] = None,
-) -> None:
+EntryPaths = Annotated[list[Path] | None, typer.Argument(
+    help="Submission folders, folders of them, or task files (default: submissions/).")]
+EntryDataRoot = Annotated[Path | None, typer.Option(
+    help="This machine's copy of the real datasets, for entries on them (env CXRBENCH_DATA_ROOT).",
+    envvar="CXRBENCH_DATA_ROOT")]
+
+
+def validate(paths: EntryPaths = None, data_root: EntryDataRoot = None) -> None:
     """Recompute every number of the submissions and check them against the protocol; exit 2 on any problem."""
     from ..validate import validate as validate_entries
 
@@ -43,11 +44,8 @@ def validate(
 
 
 def verify(
-    paths: Annotated[list[Path] | None, typer.Argument(
-        help="Submission folders (default: submissions/).")] = None,
-    data_root: Annotated[Path | None, typer.Option(
-        help="This machine's copy of the real datasets, for entries on them (env CXRBENCH_DATA_ROOT).",
-        envvar="CXRBENCH_DATA_ROOT")] = None,
+    paths: EntryPaths = None,
+    data_root: EntryDataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     seeds: Annotated[str | None, typer.Option(
         help="Retrain only these seeds, comma-separated: a quick local check (CI retrains every seed).")] = None,
