@@ -43,7 +43,7 @@ TASK_FILES = tuple(sorted(p.name for p in (SUBMISSIONS / ENTRY).glob("embedded__
 CARD = "generator.yaml"
 SHOWN = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "ratio", "reference", "delta", "verdict",
          "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high", "boot_ci_low",
-         "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds", "verified"]
+         "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds", "verification", "ranked"]
 """The board's numbers and what names them; the card's and file's declared text (date, revisions, conditioning)
 is the submitter's to write."""
 TIME_LIMIT_SECONDS = 120
