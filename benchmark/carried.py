@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .conditions import Condition
+from .synthetic import to_uint16
 from .untrusted import read_bounded
 
 SETS_DIR = "synthetic"
@@ -34,11 +35,6 @@ def conditions_digest(conditions: list[Condition]) -> str:
     """The sha256 of the conditions as JSON: the key a set is stored under."""
     text = json.dumps([c.model_dump(mode="json") for c in conditions], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def to_uint16(images: np.ndarray) -> np.ndarray:
-    """The 16-bit values a synthetic set stores (see `synthetic.png16_bytes`)."""
-    return np.round(np.clip(images, 0, 1) * 65535).astype(np.uint16)
 
 
 def write_sets(sets: dict[str, np.ndarray]) -> bytes:

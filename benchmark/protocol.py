@@ -34,11 +34,11 @@ BASELINE = "real_only"
 REFERENCE_BASELINES = ("classic_aug",)
 """The baselines every generator must also be compared with: the bar a generator must clear to be worth its compute."""
 ALPHA = 0.05
+"""The family-wise error rate of each entry's verdicts (two-sided: α/2 per direction)."""
 PREDICTION_TOLERANCE = 0.0
 """How far an entry's prediction may be from CI's retraining of its cell (`cxrbench verify`): the largest
-difference of a probability, or the share of differing mask pixels. None: with the CPU kernels pinned
+difference of a probability, or the share of differing mask pixels. Zero: with the CPU kernels pinned
 (`kernels.py`), retraining gave the same bits under every instruction set tried (docs/verification.md)."""
-"""The family-wise error rate of each entry's verdicts (two-sided: α/2 per direction)."""
 
 FIT_SEED = 0
 """Generators are fitted once per run setting; run seeds vary the synthetic set and the downstream model."""

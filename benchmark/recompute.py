@@ -3,9 +3,9 @@
 `validate` proves that an entry's numbers follow from its stored predictions; this proves that those
 predictions follow from training. Every cell CI can reach (`verification.retrained_arms`) is planned
 exactly as `cxrbench run` plans it, computed through the stage cache (shared entries, such as the
-baseline's cells, are trained once for all entries), and its predictions are compared with the
-entry's within `protocol.PREDICTION_TOLERANCE`: the drift measured between CPU kernels (docs/verification.md).
-A match means the numbers shown are the numbers CI's own training gives.
+baseline's cells, are trained once for all entries), and its predictions must equal the entry's
+(`protocol.PREDICTION_TOLERANCE` is 0: the CPU kernels are pinned, `kernels.py`). A match means the
+numbers shown are the numbers CI's own training gives.
 """
 
 from __future__ import annotations

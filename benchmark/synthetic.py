@@ -41,10 +41,15 @@ class SyntheticManifest(BaseModel):
                                   description="What the generator recorded (e.g. a filter's acceptance rates).")
 
 
+def to_uint16(images: np.ndarray) -> np.ndarray:
+    """The 16-bit values a synthetic set stores: what the downstream model sees, whoever stored the set."""
+    return np.round(np.clip(images, 0, 1) * 65535).astype(np.uint16)
+
+
 def png16_bytes(image: np.ndarray) -> bytes:
     """The image as a 16-bit PNG file's bytes: what is stored, and what its sha256 names."""
     buffer = io.BytesIO()
-    Image.fromarray(np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)).save(buffer, format="PNG")
+    Image.fromarray(to_uint16(image)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

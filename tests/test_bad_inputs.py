@@ -224,6 +224,8 @@ CASES = [
     # verify
     _case("verify_seeds_not_numbers", ["verify", "--seeds", "0,x", *CACHE],
           "--seeds must be comma-separated seed numbers, e.g. 0,1; got '0,x'"),
+    _case("verify_cache_unwritable", ["verify", "--cache-dir", "/proc/cxrbench-cache", str(ORACLE_TASK_FILE)],
+          "--cache-dir /proc/cxrbench-cache: cannot write there"),
     _case("verify_seeds_not_in_the_entry", ["verify", "--seeds", "99", str(ORACLE_TASK_FILE), *CACHE],
           "--seeds 99: the entry holds none of these seeds (it holds 0-4)"),
 ]

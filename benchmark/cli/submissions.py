@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_CACHE, SUBMISSIONS, CacheDir, console, one_line_errors, split_names
+from .common import DEFAULT_CACHE, SUBMISSIONS, CacheDir, check_cache, console, one_line_errors, split_names
 
 
 def submit(
@@ -57,6 +57,7 @@ def verify(
     from ..recompute import verify as verify_entries
 
     with one_line_errors():
+        check_cache(cache_dir)
         try:
             chosen = None if seeds is None else [int(seed) for seed in split_names(seeds)]
         except ValueError:
