@@ -1,11 +1,12 @@
 """Is the condition honoured? A judge trained on real data grades synthetic images against what was asked.
 
 The judge is the task's own downstream recipe trained on the real training split (a seed no run
-cell uses). It predicts the synthetic images, and the task's metric compares its predictions with
-the requested labels (F1) or masks (Dice): the *matched* score. The same predictions against the
-requests shuffled among the images give the *shuffled* score: what images that ignored their
-condition would get at the same image quality. The judge's score on the real test split is the
-ceiling. A generator honours its conditions when matched is clearly above shuffled.
+cell uses), kept in the stage cache (`judge`) so that grading again, or grading another generator,
+does not train it again. It predicts the synthetic images, and the task's metric compares its
+predictions with the requested labels (F1) or masks (Dice): the *matched* score. The same
+predictions against the requests shuffled among the images give the *shuffled* score: what images
+that ignored their condition would get at the same image quality. The judge's score on the real test
+split is the ceiling. A generator honours its conditions when matched is clearly above shuffled.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pydantic import BaseModel, Field
 
 from .cache import Cache
 from .cell import synthetic_set
-from .plan import first_ratio_cell, first_regime_plan
+from .plan import first_ratio_cell, first_regime_plan, stage_key
 from .protocol import JUDGE_SEED
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
-from .task import Predictions
+from .task import DownstreamModel, Predictions, Task
+
+JUDGE_FILE = "judge.safetensors"
 
 
 class AgreementResult(BaseModel):
@@ -47,6 +50,49 @@ def shuffled_requests(synthetic: SampleSet, seed: int) -> SampleSet:
                    masks=None if synthetic.masks is None else synthetic.masks[order])
 
 
+def judge(task: Task, real: Splits, data_key: str, cache: Cache, *, device: str) -> DownstreamModel:
+    """The task's recipe trained on `real.train` with the judge's seed; trained once per (data, recipe) and kept in
+    the cache's `judge` stage as its weights."""
+    from safetensors.torch import load_file, save_file
+
+    key = stage_key("judge", {"data": data_key, "recipe": task.recipe(), "seed": JUDGE_SEED})
+    if not cache.is_complete("judge", key):
+        model = task.train_model(real.train, seed=JUDGE_SEED, device=device)
+        with cache.writing("judge", key, {"task": task.meta.name, "seed": JUDGE_SEED}) as out:
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out / JUDGE_FILE)
+    model = task.untrained_model()
+    model.load_state_dict(load_file(cache.path("judge", key) / JUDGE_FILE))
+    return model
+
+
+class Grader:
+    """The judge's scores of one set of images: against the requests they were made for, and against shuffles."""
+
+    def __init__(self, task: Task, model: DownstreamModel, real: Splits, synthetic: SampleSet, *, device: str) -> None:
+        self.task, self.real, self.synthetic = task, real, synthetic
+        self._predictions: Predictions = task.predict(model, self._graded(synthetic), device=device)
+
+    def _graded(self, test: SampleSet) -> Splits:
+        """The real train and val (val sets thresholds) with `test` in the test split's place."""
+        return Splits(self.real.train, self.real.val, test)
+
+    def score(self, requests: SampleSet) -> tuple[float, dict[str, float]]:
+        """The score of the images against `requests` (the synthetic set's own, or a shuffle of them)."""
+        scores = self.task.case_metric(self._predictions, self._graded(requests))
+        return scores.metric.value(), scores.per_label
+
+    def matched(self) -> tuple[float, dict[str, float]]:
+        return self.score(self.synthetic)
+
+    def shuffled(self, seed: int) -> tuple[float, dict[str, float]]:
+        return self.score(shuffled_requests(self.synthetic, seed))
+
+
+def real_test_score(task: Task, model: DownstreamModel, real: Splits, *, device: str) -> float:
+    """The judge's score on the real test split: the ceiling of a matched score."""
+    return task.case_metric(task.predict(model, real, device=device), real).metric.value()
+
+
 def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synthetic_seed: int = 0,
                       config: RunConfig | None = None, device: str = "cpu") -> AgreementResult:
     """Grade the cached (or newly made) synthetic set of `synthetic_seed` at the task's first default ratio."""
@@ -56,21 +102,12 @@ def measure_agreement(task_name: str, generator: str, cache_root: Path, *, synth
     arm, cell = first_ratio_cell(plan, generator, synthetic_seed)
     synthetic = synthetic_set(cell, cache, plan.splits)
     task, real = plan.task, plan.splits
-    judge = task.train_model(real.train, seed=JUDGE_SEED, device=device)
-
-    def graded(test: SampleSet) -> Splits:
-        """The real train and val (val sets thresholds) with `test` in the test split's place."""
-        return Splits(real.train, real.val, test)
-
-    def score(predictions: Predictions, test: SampleSet) -> tuple[float, dict[str, float]]:
-        scores = task.case_metric(predictions, graded(test))
-        return scores.metric.value(), scores.per_label
-
-    real_test, _ = score(task.predict(judge, graded(real.test), device=device), real.test)
-    on_synthetic = task.predict(judge, graded(synthetic), device=device)  # the shuffled requests: same images
-    matched, matched_per_label = score(on_synthetic, synthetic)
-    shuffled, shuffled_per_label = score(on_synthetic, shuffled_requests(synthetic, synthetic_seed))
+    model = judge(task, real, cell.data_key, cache, device=device)
+    grader = Grader(task, model, real, synthetic, device=device)
+    matched, matched_per_label = grader.matched()
+    shuffled, shuffled_per_label = grader.shuffled(synthetic_seed)
     return AgreementResult(task=task_name, generator=generator, revision=arm.revision, metric=task.meta.metric,
                            n_images=len(synthetic), synthetic_seed=synthetic_seed, judge_seed=JUDGE_SEED,
-                           matched=matched, shuffled=shuffled, real_test=real_test,
+                           matched=matched, shuffled=shuffled, real_test=real_test_score(task, model, real,
+                                                                                         device=device),
                            matched_per_label=matched_per_label, shuffled_per_label=shuffled_per_label)

@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .protocol import BASELINE
 from .schemas import ComparisonResult, RunResult, TaskResult
 
 MARKDOWN_COLUMNS = ["task", "regime", "n real+syn", "generator", "vs", "reference", "arm", "Δ", "95% CI", "p Holm",
@@ -59,6 +60,7 @@ def rich_report(result: RunResult) -> Group:
              "numbers: --format markdown or json."]
     notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
               for generator, members in result.incomplete.items()]
+    notes += verification_notes(result)
     tables = [part for task in result.tasks for part in (_terminal_table(task), Text(""))]
     return Group(*tables, *(Text(note, style="dim") for note in notes))
 
@@ -84,4 +86,18 @@ def markdown(result: RunResult) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
     lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
               for generator, members in result.incomplete.items()]
+    lines += [f"\n{note}" for note in verification_notes(result)]
     return "\n".join(lines) + "\n"
+
+
+def verification_notes(result: RunResult) -> list[str]:
+    """The verification level each generator's entry would get from this run, and what the levels shown mean."""
+    from .verification import level_notes, run_levels
+
+    tasks: dict[str, list[str]] = {}
+    for task in result.tasks:
+        for generator in dict.fromkeys(arm.generator for arm in task.arms):
+            tasks.setdefault(generator, [])
+            if task.task.name not in tasks[generator]:
+                tasks[generator].append(task.task.name)
+    return level_notes(run_levels([m for m in result.generators if m.name != BASELINE], tasks))

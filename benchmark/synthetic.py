@@ -94,17 +94,21 @@ def load_synthetic_set(directory: Path) -> tuple[SyntheticManifest, np.ndarray]:
 def read_synthetic_set(directory: Path, label_names: list[str]) -> SampleSet:
     """The set as training rows: images from the PNGs, labels and masks from the conditions asked for."""
     manifest, images = load_synthetic_set(directory)
-    labels, masks = [], []
     for entry in manifest.entries:
-        try:
-            labels.append([entry.condition.labels[name] for name in label_names])
-        except KeyError as missing:
-            raise DataError(f"{directory / MANIFEST}: entry {entry.file} has no label {missing}") from None
-        masks.append(entry.condition.mask if entry.condition.kind == "mask" else None)
+        missing = [name for name in label_names if name not in entry.condition.labels]
+        if missing:
+            raise DataError(f"{directory / MANIFEST}: entry {entry.file} has no label {missing[0]!r}")
     ids = np.array([f"{SYNTHETIC_ID_PREFIX}{manifest.generator}/{manifest.seed}/{i}" for i in range(len(images))])
+    return training_rows(images, [entry.condition for entry in manifest.entries], label_names, ids)
+
+
+def training_rows(images: np.ndarray, conditions: list[Condition], label_names: list[str],
+                  ids: np.ndarray) -> SampleSet:
+    """Images as training rows: each labelled (and masked) with the condition it was made for."""
+    masks = [condition.mask if condition.kind == "mask" else None for condition in conditions]
     return SampleSet(
         images=images,
-        labels=np.asarray(labels, dtype=np.int8),
+        labels=np.asarray([[c.labels[name] for name in label_names] for c in conditions], dtype=np.int8),
         masks=None if any(m is None for m in masks) else np.stack(masks),
         patient_ids=ids, sample_ids=ids,
     )

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
-from . import calibration, quality, running, submissions
+from . import calibration, conformance, quality, running, submissions
 from .common import fail
 from .leaderboard import leaderboard_app
 
@@ -43,6 +43,7 @@ app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=
 app.command()(running.run)
 app.command("list")(running.list_)
 app.command()(running.report)
+app.command("check-generator")(conformance.check_generator)
 app.command()(quality.agreement)
 app.command()(quality.review)
 app.command()(calibration.calibrate)

@@ -19,12 +19,20 @@ def submit(
     out: Annotated[Path, typer.Option(help="The submissions folder.")] = SUBMISSIONS,
 ) -> None:
     """Validate the card's generator from a run and publish it as submissions/<generator>/ (nothing if invalid)."""
+    from ..registry import task_class
+    from ..submission import load_task_submission
     from ..submit import submit as publish
+    from ..verification import MEANING, TO_RECOMPUTED, file_level
 
     with one_line_errors():
         written = publish(result, generator_yaml, cache_dir, out)
+    levels = {}
     for path in written:
-        console.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB), valid")
+        entry = load_task_submission(path)
+        levels[path] = file_level(path, entry, task_class(entry.task).public_data)
+        console.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB), valid, {levels[path]}", highlight=False)
+    for shown in dict.fromkeys(levels.values()):
+        console.print(f"{shown}: {MEANING[shown]} {TO_RECOMPUTED[shown]}".rstrip(), highlight=False, markup=False)
 
 
 EntryPaths = Annotated[list[Path] | None, typer.Argument(
