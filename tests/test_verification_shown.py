@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from cxrbench.cli import app
 from cxrbench.registry import generator_class, task_class
-from cxrbench.verification import expected_level
 
 from .test_submissions import SUBMISSIONS, pytestmark  # noqa: F401 - the same skip
 
@@ -28,6 +27,8 @@ def _flat(text: str) -> str:
 
 
 def test_the_level_an_entry_would_get_follows_from_the_generator_and_the_task():
+    from cxrbench.verification import expected_level
+
     oracle = generator_class("oracle").meta
     third_party = generator_class("classic_aug").meta.model_copy(update={"verified": False, "role": "generator"})
     assert expected_level(oracle, task_class("phantom_cls")) == "recomputed"
