@@ -10,16 +10,17 @@ cell asks), and checked row by row, each row with what was measured:
 - same seed, same images; another seed, other images (the protocol's seeds are its replicates);
 - honours its conditions: the agreement judge (`agreement.py`) grades the images against the requests they were
   made for (matched) and against SHUFFLES shuffles of the requests among the images. The rule is a permutation
-  test: matched must beat the 99th percentile of the shuffles (p = (1 + shuffles >= matched) / (1 + SHUFFLES)
-  <= 0.01). Images that ignore their conditions have matched and shuffled scores from one distribution, so such a
-  generator passes by chance once in a hundred seeds at most; a shuffle keeps image quality, so blurry or
-  off-distribution images are not failed for that alone. The judge is trained on the task's largest real training
-  split (its strongest: the ceiling is higher, the margin wider) once, and kept in the cache. Measured on
-  phantom_cls (50 images, 3 seeds each): oracle matched 0.66-0.72 against shuffles 0.32-0.37 (sd 0.05), p 0.005;
-  noise p 0.68-1.0;
-- speed: images/s of `generate` and the fit's seconds, with a warning (not a failure) when generating the
-  protocol's synthetic sets of the task (every regime it serves, default ratio and seed) and fitting once per
-  regime would take over SPEED_BUDGET_SECONDS on this machine.
+  test: pass when p = (1 + shuffles scoring >= matched) / (1 + SHUFFLES) <= CONDITIONS_P, i.e. matched beats the
+  shuffles' 99th percentile. Images that ignore their conditions score matched and shuffled from one distribution,
+  so such a generator passes by chance in at most 1 seed of 100; a shuffle keeps image quality, so blurry or
+  off-distribution images are not failed for that alone. The judge is trained once on the task's largest real
+  training split (the strongest judge: the margin is widest) and kept in the cache. Measured (seed 0 images of
+  the scarce regime; phantom_cls also seeds 1 and 2): oracle matched 0.66-0.72 macro F1 against shuffles
+  0.32-0.37 (sd 0.05), Dice 0.74-0.79 against 0.24-0.30, p 0.005 (the smallest); classic_aug 0.56-0.64 against
+  0.28-0.33, Dice 0.66 against 0.24, p 0.005; noise p 0.68-1.0, and 0.045 on phantom_seg;
+- speed: images/s of `generate` (the fastest of its three calls) and the fit's seconds, with a warning (not a
+  failure) when generating the protocol's synthetic sets of the task (every regime it serves, default ratio and
+  seed) and fitting once per regime would take over SPEED_BUDGET_SECONDS on this machine.
 """
 
 from __future__ import annotations
@@ -149,11 +150,10 @@ class _TaskCheck:
         fit_seconds = None if cached else time.perf_counter() - started
         conditions = self.task.conditions(train, self.count, seed=SEEDS[0])
         try:
-            started = time.perf_counter()
-            first, conditions = self._make(generator, conditions, SEEDS[0])
-            seconds = time.perf_counter() - started
-            again, _ = self._make(generator, conditions, SEEDS[0])
-            other, _ = self._make(generator, conditions, SEEDS[1])
+            (first, conditions), first_seconds = _timed(self._make, generator, conditions, SEEDS[0])
+            (again, _), again_seconds = _timed(self._make, generator, conditions, SEEDS[0])
+            (other, _), other_seconds = _timed(self._make, generator, conditions, SEEDS[1])
+            seconds = min(first_seconds, again_seconds, other_seconds)  # the first call may pay one-time costs
         except Exception as error:  # noqa: BLE001 - the author's code: any failure is this row's result
             self.add("generate", "fail", _one_line(error))
             return self.rows
@@ -265,6 +265,12 @@ def _sameness(a: object, b: object, *, want_equal: bool) -> tuple[Status, str]:
         equal = not differ.any()
         measured = f"{int(differ.sum()):,} of {a.size:,} values differ"
     return ("pass" if equal == want_equal else "fail"), measured
+
+
+def _timed(function, *args):
+    """`function(*args)` and the seconds it took."""
+    started = time.perf_counter()
+    return function(*args), time.perf_counter() - started
 
 
 def _one_line(error: BaseException) -> str:
