@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .cache import content_key
+from .code_identity import code_identity
 from .conditions import Condition
 from .errors import ConfigError, GeneratorError
 from .options import GeneratorOptions, refused_option
@@ -95,14 +96,16 @@ class Generator(ABC):
         """What decides the fitted state (the fit cache key): by default the name, version and config.
 
         A generator whose config also holds sampling settings narrows this, so that changing how it
-        samples reuses the fit instead of training again.
+        samples reuses the fit instead of training again. The fit key adds the generator's code identity
+        (`code_identity.py`) to this itself, so an override need not.
         """
         return {"generator": self.meta.name, "version": self.meta.version, "config": self.config}
 
     def revision(self) -> str:
-        """Hash of what decides the output: name, version, config and, once fitted, the fitted state."""
+        """Hash of what decides the output: name, version, config, code identity and, once fitted, the fitted
+        state."""
         inputs = {"name": self.meta.name, "version": self.meta.version,
-                  "config": json.dumps(self.config, sort_keys=True),
+                  "config": json.dumps(self.config, sort_keys=True), "code": code_identity(type(self)),
                   "state": self._state_revision}
         return content_key("generator", "1", inputs)
 

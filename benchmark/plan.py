@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .cache import content_key
+from .code_identity import code_identity
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
 from .protocol import (
@@ -93,7 +94,10 @@ def data_key(task: Task, splits: Splits, root: Path | None) -> str:
 
 
 def fit_key(generator: Generator, data: str) -> str:
-    return stage_key("fit", {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
+    """The fit identity, the generator's code identity (whatever `fit_identity` an override returns), the data and
+    the fit seed."""
+    identity = {**generator.fit_identity(), "code": code_identity(type(generator))}
+    return stage_key("fit", {**identity, "data": data, "seed": FIT_SEED})
 
 
 def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPlan]:

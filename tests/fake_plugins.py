@@ -44,10 +44,11 @@ def install_distribution(site: Path, name: str, version: str, files: dict[str, s
 
 
 def clear_registry() -> None:
-    from cxrbench import registry
+    from cxrbench import code_identity, registry
 
     importlib.invalidate_caches()
-    getattr(registry, "_plugins", registry.__dict__.get("_third_party")).cache_clear()
+    registry._plugins.cache_clear()
+    code_identity.clear_caches()
 
 
 @contextmanager
