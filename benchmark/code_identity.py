@@ -5,7 +5,8 @@ code's images and numbers. Which files count:
 
 - An in-repo generator (a module of `cxrbench.generators`): the module that defines its class; when that module
   sits in a sub-package (`generators/ldm/`), every module of the sub-package, since its model, sampler and
-  training pieces decide what it fits and makes as much as the class's own module does.
+  training pieces decide what it fits and makes as much as the class's own module does. The same holds for
+  each in-repo generator class it derives from (a plugin may subclass `noise`).
 - Any other generator (a plugin): every module of its top-level package (the first package of its module path
   that is not a namespace package; the module alone when it is a single-file module), and the name and version
   of the distribution(s) that installed that package (`importlib.metadata`), which stand for what no digest
@@ -35,12 +36,24 @@ MAX_FILES = 2_000
 MAX_BYTES = 32 * 2**20
 
 
-def code_identity(cls: type) -> dict[str, Any]:
+def code_identity(cls: type) -> list[dict[str, Any]]:
     """The code identity of generator class `cls` (see the module's docstring): JSON values for a cache key."""
     try:
-        return _module_identity(cls.__module__)
+        identities = [_module_identity(module) for module in _generator_modules(cls)]
     except GeneratorError as error:
         raise GeneratorError(f"generator {cls.meta.name}: {error}") from None
+    return [identity for number, identity in enumerate(identities) if identity not in identities[:number]]
+
+
+def code_roots(cls: type) -> list[Path]:
+    """The files and folders whose `*.py` files make up generator class `cls`'s code."""
+    return list(dict.fromkeys(filter(None, map(code_root, _generator_modules(cls)))))
+
+
+def _generator_modules(cls: type) -> list[str]:
+    """The module of `cls` and those of its in-repo generator bases (a plugin may subclass `noise`)."""
+    bases = [base.__module__ for base in cls.__mro__[1:] if base.__module__.startswith(IN_REPO + ".")]
+    return list(dict.fromkeys([cls.__module__, *bases]))
 
 
 def code_root(module: str) -> Path | None:

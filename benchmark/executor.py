@@ -56,6 +56,10 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progre
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
             futures = {pool.submit(run_cell, cell, cache_root): cell for cell in cells}
             for future in as_completed(futures):
-                future.result()
+                try:
+                    future.result()
+                except BaseException:  # the first failure ends the run: the queued cells are not started
+                    pool.shutdown(cancel_futures=True)
+                    raise
                 progress.update(bar, description=_label(futures[future]))
                 progress.advance(bar)
