@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,20 @@ def test_list_names_the_broken_plugin_and_running_it_fails_in_one_line(tmp_path)
                      "brokenpkg.gen:Broken (distribution cxrbench-broken 0.3.0, group cxrbench.generators): "
                      "ModuleNotFoundError: No module named 'missing_dependency_of_broken'"], ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.reliability("bad_input")
+def test_validating_an_entry_of_a_broken_plugin_says_its_plugin_failed_to_load(tmp_path):
+    from cxrbench.validate import validate
+
+    committed = Path(__file__).resolve().parents[1] / "submissions" / "oracle"
+    folder = tmp_path / "entries" / "broken"
+    folder.mkdir(parents=True)
+    card = (committed / "generator.yaml").read_text()
+    (folder / "generator.yaml").write_text(card.replace("name: oracle", "name: broken"))
+    result = (committed / "embedded__phantom_cls__scarce.json").read_text()
+    (folder / "embedded__phantom_cls__scarce.json").write_text(result.replace('"oracle', '"broken'))
+    with on_path(_site(tmp_path, BROKEN["missing_import"][0])), pytest.raises(GeneratorError) as refused:
+        validate([folder], data_root=None)
+    assert str(refused.value).startswith("generator 'broken' is a plugin that failed to load: entry point broken = "
+                                         "brokenpkg.gen:Broken")
