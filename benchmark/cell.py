@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cache import Cache
 from .fitting import ready_generator
+from .generator_faults import blamed_on, place
 from .plan import Cell
 from .predictions import save_predictions
 from .registry import get_task
@@ -24,14 +25,17 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
     if not cache.is_complete("synthetic", cell.synthetic_key):
         generator = ready_generator(cell, cache, splits.train)
         conditions = task.conditions(splits.train, cell.n_synthetic, seed=cell.seed)
-        if generator.meta.needs_pool:
-            pool = load_pool(cell.task, cell.data_root, cell.train_size, str(cache.root))
-            images, conditions = generator.draw(conditions, pool, seed=cell.seed)
-        else:
-            images = generator.checked_generate(conditions, seed=cell.seed)
+        pool = load_pool(cell.task, cell.data_root, cell.train_size, str(cache.root)) \
+            if generator.meta.needs_pool else None
+        with blamed_on(type(generator), place(cell.task, cell.regime, cell.seed)):
+            if pool is not None:
+                images, conditions = generator.draw(conditions, pool, seed=cell.seed)
+            else:
+                images = generator.checked_generate(conditions, seed=cell.seed, regime=cell.regime)
+            revision, notes = generator.revision(), generator.generation_notes()
         with cache.writing("synthetic", cell.synthetic_key, {"generator": cell.generator, "seed": cell.seed}) as out:
-            write_synthetic_set(out, images, conditions, generator=cell.generator, revision=generator.revision(),
-                                task=cell.task, seed=cell.seed, notes=generator.generation_notes())
+            write_synthetic_set(out, images, conditions, generator=cell.generator, revision=revision,
+                                task=cell.task, seed=cell.seed, notes=notes)
     return read_synthetic_set(cache.path("synthetic", cell.synthetic_key), task.meta.labels)
 
 

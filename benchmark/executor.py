@@ -7,6 +7,7 @@ per core uses the machine fully and gives the same numbers as running the cells 
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -40,6 +41,13 @@ def die_with_parent() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def start_worker() -> None:
+    """A worker's initializer: it dies with its parent (`die_with_parent`), and leaves the warnings about plugins
+    that failed to load to the parent, which gave them once already (each worker loads the plugins again)."""
+    die_with_parent()
+    logging.getLogger("cxrbench.registry").setLevel(logging.ERROR)
+
+
 def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progress: bool = True) -> None:
     if not cells:
         return
@@ -53,9 +61,13 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progre
                 progress.advance(bar)
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=start_worker) as pool:
             futures = {pool.submit(run_cell, cell, cache_root): cell for cell in cells}
             for future in as_completed(futures):
-                future.result()
+                try:
+                    future.result()
+                except BaseException:  # the first failure ends the run: the queued cells are not started
+                    pool.shutdown(cancel_futures=True)
+                    raise
                 progress.update(bar, description=_label(futures[future]))
                 progress.advance(bar)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .cache import Cache
 from .generator import Generator
+from .generator_faults import blamed_on, place
 from .plan import Cell, fit_key
 from .protocol import FIT_SEED
 from .registry import generator_class, get_task
@@ -18,14 +19,17 @@ from .samples import SampleSet
 
 
 def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
-    """The cell's generator, fitted: loaded from the cache if trainable, else fitted on the spot (cheap)."""
+    """The cell's generator, fitted: loaded from the cache if trainable, else fitted on the spot (cheap). Its own
+    failures are one line naming it, the task, the regime and the fit seed (`generator_faults`)."""
     task = get_task(cell.task)
-    generator = generator_class(cell.generator)(task.meta, device=cell.device, **cell.generator_config)
-    if not generator.trainable:
-        with tempfile.TemporaryDirectory() as workdir:
-            generator.fit(train, seed=FIT_SEED, workdir=Path(workdir))
-        return generator
-    return fitted(generator, cache, train, cell.data_key)
+    cls = generator_class(cell.generator)
+    with blamed_on(cls, place(cell.task, cell.regime, FIT_SEED)):
+        generator = cls(task.meta, device=cell.device, **cell.generator_config)
+        if not generator.trainable:
+            with tempfile.TemporaryDirectory() as workdir:
+                generator.fit(train, seed=FIT_SEED, workdir=Path(workdir))
+            return generator
+        return fitted(generator, cache, train, cell.data_key)
 
 
 def fitted(generator: Generator, cache: Cache, train: SampleSet, data: str) -> Generator:

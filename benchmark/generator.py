@@ -22,8 +22,10 @@ import numpy as np
 from pydantic import ValidationError
 
 from .cache import content_key
+from .code_identity import code_identity
 from .conditions import Condition
 from .errors import ConfigError, GeneratorError
+from .generator_faults import place
 from .options import GeneratorOptions, refused_option
 from .samples import SampleSet
 from .schemas import GeneratorMeta, TaskMeta
@@ -95,27 +97,37 @@ class Generator(ABC):
         """What decides the fitted state (the fit cache key): by default the name, version and config.
 
         A generator whose config also holds sampling settings narrows this, so that changing how it
-        samples reuses the fit instead of training again.
+        samples reuses the fit instead of training again. The fit key adds the generator's code identity
+        (`code_identity.py`) to this itself, so an override need not.
         """
         return {"generator": self.meta.name, "version": self.meta.version, "config": self.config}
 
     def revision(self) -> str:
-        """Hash of what decides the output: name, version, config and, once fitted, the fitted state."""
+        """Hash of what decides the output: name, version, config, code identity and, once fitted, the fitted
+        state."""
         inputs = {"name": self.meta.name, "version": self.meta.version,
-                  "config": json.dumps(self.config, sort_keys=True),
+                  "config": json.dumps(self.config, sort_keys=True), "code": code_identity(type(self)),
                   "state": self._state_revision}
         return content_key("generator", "1", inputs)
 
     def mark_fitted(self, state_key: str) -> None:
         self._state_revision = state_key
 
-    def checked_generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64) -> np.ndarray:
-        """`generate`, plus the checks every synthetic set must pass before anything trains on it."""
+    def checked_generate(self, conditions: list[Condition], *, seed: int, batch_size: int = 64,
+                         regime: str | None = None) -> np.ndarray:
+        """`generate`, plus the checks every synthetic set must pass before anything trains on it; `regime` (the
+        run's, where known) is for the error messages."""
         images = np.asarray(self.generate(conditions, seed=seed, batch_size=batch_size))
         size = self.task.resolution
         expected = (len(conditions), size, size)
+        where = place(self.task.name, regime, seed)
         if images.shape != expected:
-            raise GeneratorError(f"generator {self.meta.name} returned shape {images.shape}, expected {expected}")
-        if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
-            raise GeneratorError(f"generator {self.meta.name} returned values outside [0, 1] or non-finite")
+            raise GeneratorError(f"generator {self.meta.name} returned shape {images.shape} {where}, expected "
+                                 f"{expected}")
+        finite = np.isfinite(images)
+        outside = int(np.count_nonzero(finite & ((images < 0) | (images > 1))))
+        if not finite.all() or outside:
+            raise GeneratorError(f"generator {self.meta.name} returned {images.size - int(finite.sum()):,} "
+                                 f"non-finite value(s) (NaN or infinity) and {outside:,} outside [0, 1], of "
+                                 f"{images.size:,}, {where}")
         return images.astype(np.float32, copy=False)

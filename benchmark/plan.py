@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from .cache import content_key
+from .code_identity import code_identity
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
+from .generator_faults import blamed_on, place
 from .protocol import (
     BASELINE,
     FIT_SEED,
@@ -44,6 +46,8 @@ class Cell:
     train_size: int | None
     data_root: str | None
     device: str
+    regime: str | None = None
+    """The regime's name, for messages (the key holds the training split itself)."""
     generator: str = BASELINE
     generator_config: dict[str, Any] = field(default_factory=dict)
     ratio: float = 0.0
@@ -93,7 +97,10 @@ def data_key(task: Task, splits: Splits, root: Path | None) -> str:
 
 
 def fit_key(generator: Generator, data: str) -> str:
-    return stage_key("fit", {**generator.fit_identity(), "data": data, "seed": FIT_SEED})
+    """The fit identity, the generator's code identity (whatever `fit_identity` an override returns), the data and
+    the fit seed."""
+    identity = {**generator.fit_identity(), "code": code_identity(type(generator))}
+    return stage_key("fit", {**identity, "data": data, "seed": FIT_SEED})
 
 
 def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPlan]:
@@ -137,7 +144,8 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
     data = data_key(task, splits, config.data_root)
     seeds = list(range(config.seeds or task.meta.default_seeds))
     ratios = config.ratios or task.meta.default_ratios
-    common = {"task": name, "train_size": train_size, "device": config.device, "data_key": data, "data_root": root}
+    common = {"task": name, "regime": regime, "train_size": train_size, "device": config.device, "data_key": data,
+              "data_root": root}
     recipe = task.recipe()
 
     def cell_key(synthetic: str | None, seed: int) -> str:
@@ -154,11 +162,12 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
             log.warning("skipped: %s has no pool of real images to draw in regime %s of %s (the whole training "
                         "split)", generator_name, regime, name)
             continue
-        generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
-        fitted = fit_key(generator, data) if generator.trainable else None
-        if fitted:
-            generator.mark_fitted(fitted)
-        revision = generator.revision()
+        with blamed_on(generator_class(generator_name), place(name, regime)):
+            generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
+            fitted = fit_key(generator, data) if generator.trainable else None
+            if fitted:
+                generator.mark_fitted(fitted)
+            revision = generator.revision()
         for ratio in ratios:
             n = synthetic_count(ratio, len(splits.train))
             if meta.needs_pool and n > len(load_pool(name, root, train_size, None if cache_dir is None else

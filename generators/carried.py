@@ -2,7 +2,7 @@
 
 Used by `cxrbench verify` only: its synthetic sets (`benchmark/carried.py`) are looked up by the
 digest of the conditions each cell asks for, so the arm trains on exactly the pixels the submitter's
-run trained on. Its revision is the file's hash: another file is another arm.
+run trained on. Its revision is the file's hash and this module's code identity: another file is another arm.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
+from cxrbench.cache import content_key
 from cxrbench.carried import conditions_digest, read_sets
+from cxrbench.code_identity import code_identity
 from cxrbench.conditions import Condition
 from cxrbench.errors import GeneratorError
 from cxrbench.generator import Generator
@@ -48,8 +50,10 @@ class Carried(Generator):
         return images.astype(np.float32) / 65535
 
     def revision(self) -> str:
-        """The carried file's content, not its path: the same images anywhere, another file another arm."""
+        """The carried file's content, not its path (the same images anywhere, another file another arm), and the
+        code that serves it."""
         try:
-            return hashlib.sha256(self.options.sets.read_bytes()).hexdigest()[:32]
+            sets = hashlib.sha256(self.options.sets.read_bytes()).hexdigest()
         except OSError as error:
             raise GeneratorError(f"carried: {self.options.sets}: {error.strerror or error}") from None
+        return content_key("generator", "1", {"sets_sha256": sets, "code": code_identity(type(self))})

@@ -92,16 +92,16 @@ def test_third_party_generators_are_named_by_their_meta_and_cannot_shadow(monkey
 
     class Point:
         def __init__(self, name, cls):
-            self.name, self.cls = name, cls
+            self.name, self.cls, self.value = name, cls, f"tests:{cls.__name__}"
 
         def load(self):
             return self.cls
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [Point("anything", Mixup), Point("o", FakeOracle)])
-    registry._third_party.cache_clear()
+    registry._plugins.cache_clear()
     try:
         assert registry.generator_class("mixup") is Mixup and Mixup.meta.verified is False
         assert registry.generator_class("oracle").__name__ == "Oracle" and "anything" not in registry.generator_names()
     finally:
         monkeypatch.undo()
-        registry._third_party.cache_clear()
+        registry._plugins.cache_clear()

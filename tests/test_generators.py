@@ -87,10 +87,13 @@ def test_checked_generate_rejects_wrong_shapes_and_ranges(seg):
     task, splits, conditions = seg
     generator = _fitted("noise", task, splits.train)
     generator.generate = lambda c, seed, batch_size=64: np.full((len(c), 64, 64), 2.0, np.float32)
-    with pytest.raises(GeneratorError, match=r"generator noise returned values outside \[0, 1\]"):
-        generator.checked_generate(conditions, seed=0)
+    with pytest.raises(GeneratorError, match=r"^generator noise returned 0 non-finite value\(s\) \(NaN or infinity\) "
+                                             r"and 49,152 outside \[0, 1\], of 49,152, on task phantom_seg "
+                                             r"\(regime scarce, seed 0\)$"):
+        generator.checked_generate(conditions, seed=0, regime="scarce")
     generator.generate = lambda c, seed, batch_size=64: np.zeros((len(c), 32, 32), np.float32)
-    with pytest.raises(GeneratorError, match=r"returned shape \(12, 32, 32\), expected \(12, 64, 64\)"):
+    with pytest.raises(GeneratorError, match=r"returned shape \(12, 32, 32\) on task phantom_seg \(seed 0\), "
+                                             r"expected \(12, 64, 64\)"):
         generator.checked_generate(conditions, seed=0)
 
 

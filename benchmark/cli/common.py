@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from ..errors import ConfigError, CxrbenchError
+from ..errors import ConfigError, CxrbenchError, GeneratorError
 
 console = Console(width=max(Console().width, 160))  # `list` needs the width; the run report fits in 80
 errors = Console(stderr=True)
@@ -136,6 +137,8 @@ def one_line_errors() -> Iterator[None]:
         first = error.errors()[0]
         fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
     except CxrbenchError as error:
+        if isinstance(error, GeneratorError) and error.__cause__ is not None:
+            logging.getLogger(__name__).info("the generator's traceback:", exc_info=error)  # with --verbose
         fail(str(error))
     except OSError as error:  # the machine, not the input: a disk that filled up or went away during the work
         fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))

@@ -77,7 +77,7 @@ def list_(
     what: Annotated[str, typer.Argument(help="tasks or generators")] = "all",
 ) -> None:
     """List the registered tasks and generators."""
-    from ..registry import generator_class, generator_names, task_class, task_names
+    from ..registry import failed_plugins, generator_class, generator_names, task_class, task_names
 
     if what not in ("all", "tasks", "generators"):
         fail(f"can list tasks or generators, not {what!r}")
@@ -90,6 +90,11 @@ def list_(
         console.print(_table("generators", ["name", "role", "conditioning", "suites", "verified", "description"],
                              [[m.name, m.role, ",".join(m.conditioning) or "-", ",".join(m.suites or ["all"]),
                                "yes" if m.verified else "no", m.description] for m in metas]))
+        failed = failed_plugins()
+        if failed:
+            console.print(_table("plugins that failed to load (skipped)", ["entry point", "target", "distribution",
+                                                                           "error"],
+                                 [[f.entry_point, f.target, f.distribution, f.error] for f in failed]))
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]):
