@@ -90,3 +90,13 @@ def test_card_init_then_submit_refuses_a_run_without_every_regime(installed, run
     assert "config: names a train size or a subset of regimes; the protocol runs every regime" in done.stderr
     assert "the protocol's seeds are [0, 1, 2, 3, 4]" in done.stderr
     assert not list((tmp_path / "submissions" / "mixup").glob("*.json"))  # nothing published
+
+
+def test_the_guide_shows_the_example_as_it_is():
+    """Every line of code the guide's walk-through shows is in the example package (the guide cannot drift)."""
+    guide = (PACKAGE.parents[1] / "docs" / "adding-a-generator.md").read_text()
+    walk_through = guide[guide.index("## The example package"):]
+    source = "\n".join((PACKAGE / name).read_text() for name in ("pyproject.toml", "src/cxrbench_mixup/generator.py"))
+    blocks = [block.split("\n", 1)[1] for block in walk_through.split("```")[1::2] if block.startswith(("python", "toml"))]
+    shown = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    assert shown and [line for line in shown if line not in source] == []
