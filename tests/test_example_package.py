@@ -97,6 +97,7 @@ def test_the_guide_shows_the_example_as_it_is():
     guide = (PACKAGE.parents[1] / "docs" / "adding-a-generator.md").read_text()
     walk_through = guide[guide.index("## The example package"):]
     source = "\n".join((PACKAGE / name).read_text() for name in ("pyproject.toml", "src/cxrbench_mixup/generator.py"))
-    blocks = [block.split("\n", 1)[1] for block in walk_through.split("```")[1::2] if block.startswith(("python", "toml"))]
+    blocks = [block.split("\n", 1)[1] for block in walk_through.split("```")[1::2]
+              if block.startswith(("python", "toml"))]
     shown = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
     assert shown and [line for line in shown if line not in source] == []
