@@ -207,16 +207,28 @@ def _unpacked(text: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def upgraded(data: dict, source: str) -> dict:
+def upgraded(data: dict) -> dict:
     """The file's dict at the current schema version, applying `UPGRADES` in turn."""
     version = str(data.get("schema_version", ""))
     while version != SUBMISSION_SCHEMA_VERSION:
         if version not in UPGRADES:
-            raise ValueError(f"{source}: schema_version {version!r} is not one this cxrbench reads "
-                             f"(current {SUBMISSION_SCHEMA_VERSION!r}; upgrade cxrbench for newer files)")
+            raise ValueError(unreadable_version(data.get("schema_version")))
         data = UPGRADES[version](data)
         version = str(data.get("schema_version", ""))
     return data
+
+
+def unreadable_version(version: object) -> str:
+    """What to do about a schema version no upgrade starts from: write the current one, unless the file is newer
+    than this cxrbench (then, and only then, upgrading cxrbench is the fix)."""
+    current = SUBMISSION_SCHEMA_VERSION
+    if version is None:
+        return f"schema_version: missing; add schema_version: '{current}'"
+    if str(version).isdigit() and int(version) > int(current):
+        return (f"schema_version: '{version}' is newer than this cxrbench reads (it reads up to '{current}'); "
+                f"upgrade cxrbench")
+    known = ", ".join(f"'{v}'" for v in [*UPGRADES, current])
+    return f"schema_version: {version!r} is not a schema version (known: {known}); write schema_version: '{current}'"
 
 
 def load_task_submission(path: Path) -> TaskSubmission:
@@ -225,7 +237,7 @@ def load_task_submission(path: Path) -> TaskSubmission:
     data = load_json(read_bounded(path, MAX_FILE_BYTES))
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object of a task file's fields")
-    return TaskSubmission.model_validate(upgraded(data, str(path)))
+    return TaskSubmission.model_validate(upgraded(data))
 
 
 def task_files(folder: Path) -> list[Path]:
@@ -247,7 +259,7 @@ def load_card(path: Path) -> GeneratorCard:
     if not isinstance(data, dict):
         raise SubmissionError([(str(path), "", "expected a YAML mapping of the generator card's fields")])
     try:
-        return GeneratorCard.model_validate(upgraded(data, str(path)))
+        return GeneratorCard.model_validate(upgraded(data))
     except ValueError as error:
         raise SubmissionError(pydantic_problems(str(path), error)) from None
 

@@ -139,7 +139,7 @@ TAMPERINGS = {
     "test-set leak": (lambda f: _edit_card(f, "split: train", "split: test"), "test-set leak"),
     "val-set use": (lambda f: _edit_card(f, "split: train", "split: val"), "data beyond its train split"),
     "unknown schema version": (lambda f: _edit_json(f, lambda d: d.update(schema_version="99")),
-                               "schema_version '99' is not one this cxrbench reads"),
+                               "schema_version: '99' is newer than this cxrbench reads"),
 }
 
 

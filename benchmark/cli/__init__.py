@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
 from . import calibration, conformance, quality, running, submissions
+from .card import card_app
 from .common import fail
 from .leaderboard import leaderboard_app
 
@@ -50,6 +51,7 @@ app.command()(calibration.calibrate)
 app.command()(submissions.submit)
 app.command()(submissions.validate)
 app.command()(submissions.verify)
+app.add_typer(card_app, name="card")
 app.add_typer(leaderboard_app, name="leaderboard")
 for name, target in COMMAND_GROUPS.items():
     app.add_typer(load_target(target), name=name)

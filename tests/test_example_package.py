@@ -1,0 +1,103 @@
+"""The external example package (examples/cxrbench-mixup), installed for real and taken along the author's path.
+
+It is installed with pip into a folder of its own (`--target`, no dependencies, no build isolation), which the
+`cxrbench` subprocesses get on PYTHONPATH: the environment running the tests is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+PACKAGE = Path(__file__).resolve().parents[1] / "examples" / "cxrbench-mixup"
+RUN = ["--generator", "mixup,classic_aug", "--task", "phantom_cls", "--regimes", "scarce", "--seeds", "2",
+       "--ratios", "1", "--n-boot", "200", "--workers", "2"]
+"""The smallest run that still is a protocol regime (2 arms, 2 seeds: 6 cells, ~1 min on 2 cores)."""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> dict[str, str]:
+    """The environment of a `cxrbench` with the example package installed: PYTHONPATH holds the pip --target."""
+    root = tmp_path_factory.mktemp("mixup")
+    source = shutil.copytree(PACKAGE, root / "source")  # pip's build folders land in the copy, not in the repo
+    target = root / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--target", str(target), str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+
+
+def _cxrbench(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cxrbench", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_its_own_tests_pass_on_the_installed_package(installed, tmp_path):
+    shutil.copytree(PACKAGE / "tests", tmp_path / "tests")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                          capture_output=True, text=True, env=installed, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_list_shows_it_as_an_unverified_generator(installed):
+    done = _cxrbench(installed, "list", "generators")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("│ mixup "))
+    assert [cell.strip() for cell in row.split("│")[2:6]] == ["generator", "label", "all", "no"]
+
+
+@pytest.fixture(scope="module")
+def run_result(installed, tmp_path_factory) -> tuple[Path, Path]:
+    """The example's short run (the result file and its cache)."""
+    root = tmp_path_factory.mktemp("run")
+    out, cache = root / "result.json", root / "cache"
+    done = _cxrbench(installed, "run", *RUN, "--cache-dir", str(cache), "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, cache
+
+
+@pytest.mark.slow
+def test_a_short_run_compares_it_with_both_references(run_result):
+    result = json.loads(run_result[0].read_text())
+    [task] = result["tasks"]
+    assert {(c["generator"], c["reference"]) for c in task["comparisons"]} >= {("mixup", "real_only"),
+                                                                             ("mixup", "classic_aug")}
+    assert {meta["name"]: meta["verified"] for meta in result["generators"]} == {"mixup": False, "classic_aug": True}
+
+
+@pytest.mark.slow
+def test_card_init_then_submit_refuses_a_run_without_every_regime(installed, run_result, tmp_path):
+    """A submission needs the generator's whole family (both regimes, the task's 5 seeds, 2,000 bootstrap
+    resamples): 30 cells, about 10 minutes here, too long for the suite; so submit's refusal is what is checked."""
+    done = _cxrbench(installed, "card", "init", "mixup", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    card = tmp_path / "submissions" / "mixup" / "generator.yaml"
+    fields = yaml.safe_load(card.read_text())
+    assert fields["revision"] == "cxrbench-mixup 0.1.0" and fields["code"] == "cxrbench_mixup.generator"
+    assert fields["conditioning"] == ["label"] and fields["training_data"] == [{"dataset": "embedded",
+                                                                                 "split": "train"}]
+    card.write_text(card.read_text().replace("authors: []", "authors: [Ada]").replace("hardware: ''", "hardware: cpu"))
+    result, cache = run_result
+    done = _cxrbench(installed, "submit", str(result), "--generator-yaml", str(card), "--cache-dir", str(cache),
+                     cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "config: names a train size or a subset of regimes; the protocol runs every regime" in done.stderr
+    assert "the protocol's seeds are [0, 1, 2, 3, 4]" in done.stderr
+    assert not list((tmp_path / "submissions" / "mixup").glob("*.json"))  # nothing published
+
+
+def test_the_guide_shows_the_example_as_it_is():
+    """Every line of code the guide's walk-through shows is in the example package (the guide cannot drift)."""
+    guide = (PACKAGE.parents[1] / "docs" / "adding-a-generator.md").read_text()
+    walk_through = guide[guide.index("## The example package"):]
+    source = "\n".join((PACKAGE / name).read_text() for name in ("pyproject.toml", "src/cxrbench_mixup/generator.py"))
+    blocks = [block.split("\n", 1)[1] for block in walk_through.split("```")[1::2]
+              if block.startswith(("python", "toml"))]
+    shown = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    assert shown and [line for line in shown if line not in source] == []
