@@ -20,6 +20,13 @@ def tiny_run(tmp_path_factory):
     return config, cache, result
 
 
+@pytest.fixture(scope="session")
+def judge_cache(tmp_path_factory):
+    """A stage cache shared by the tests that run `check-generator` on phantom_cls: its agreement judge (a
+    downstream training on the task's real training split) is trained once per test session."""
+    return tmp_path_factory.mktemp("judge-cache")
+
+
 @pytest.fixture(autouse=True)
 def _restore_main_module():
     """Streamlit's AppTest leaves the page it ran as `__main__`; a later test's spawned workers would re-run

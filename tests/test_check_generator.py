@@ -1,7 +1,7 @@
 """`cxrbench check-generator`: the controls pass or fail as they should, and each broken generator fails its row.
 
-One cache for the module: the agreement judge (phantom_cls's recipe on its full training split) is trained once,
-by the first test, and loaded by the others."""
+One cache for the session (`judge_cache`, shared with the example package's test): the agreement judge
+(phantom_cls's recipe on its full training split) is trained once, by the first test, and loaded by the others."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ TASK = "phantom_cls"
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("check-generator-cache")
+def cache(judge_cache):
+    return judge_cache
 
 
 def _check(cache, *args: str):

@@ -52,6 +52,16 @@ def test_list_shows_it_as_an_unverified_generator(installed):
     assert [cell.strip() for cell in row.split("│")[2:6]] == ["generator", "label", "all", "no"]
 
 
+@pytest.mark.slow
+def test_check_generator_passes_it(installed, judge_cache):
+    """The author's first command: every conformance check of the installed plugin passes on phantom_cls."""
+    done = _cxrbench(installed, "check-generator", "mixup", "--task", "phantom_cls", "--cache-dir", str(judge_cache),
+                     "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = json.loads(done.stdout)["checks"]
+    assert checks and [c["check"] for c in checks if c["status"] == "fail"] == [], checks
+
+
 @pytest.fixture(scope="module")
 def run_result(installed, tmp_path_factory) -> tuple[Path, Path]:
     """The example's short run (the result file and its cache)."""
