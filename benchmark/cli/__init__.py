@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
-from . import calibration, quality, running, submissions
+from . import calibration, checking, quality, running, submissions
 from .common import fail
 from .leaderboard import leaderboard_app
 
@@ -49,6 +49,7 @@ app.command()(calibration.calibrate)
 app.command()(submissions.submit)
 app.command()(submissions.validate)
 app.command()(submissions.verify)
+app.command()(checking.check)
 app.add_typer(leaderboard_app, name="leaderboard")
 for name, target in COMMAND_GROUPS.items():
     app.add_typer(load_target(target), name=name)
