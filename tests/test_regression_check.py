@@ -12,8 +12,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from cxrbench.cli import app
-from cxrbench.regression import difference
 from cxrbench.registry import task_class
+from cxrbench.regression import difference
 from cxrbench.schemas import ArmResult, ComparisonResult, GeneratorMeta, RunConfig, RunResult, TaskResult
 
 runner = CliRunner()
