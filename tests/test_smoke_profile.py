@@ -17,19 +17,11 @@ from cxrbench.plan import plan_tasks
 from cxrbench.protocol import SMOKE_PROFILE_VERSION
 from cxrbench.registry import generator_class, get_task, task_class
 from cxrbench.schemas import RunConfig, RunResult
-from tests.test_bad_inputs import tripwire  # noqa: F401 - the fixture: no work may start on bad input
+from tests.test_bad_inputs import _refused_in_one_line, tripwire  # noqa: F401 - tripwire: a fixture
 
 runner = CliRunner()
 ORACLE_ENTRY = Path(__file__).resolve().parents[1] / "submissions" / "oracle"
 SMOKE = ["run", "-g", "oracle", "--profile", "smoke", "--cache-dir", "{tmp}/cache"]
-
-
-def _refused_in_one_line(args: list[str], expected: str) -> None:
-    result = runner.invoke(app, args)
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and len(lines) == 1, result.output
-    assert expected in lines[0], lines[0]
 
 
 @pytest.mark.reliability("bad_input")

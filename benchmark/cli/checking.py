@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import Format, console, one_line_errors
+from .common import Format, console, one_line_errors, show
 
 if TYPE_CHECKING:
     from ..regression import CheckReport, CheckRow
@@ -52,12 +52,8 @@ def check(
     with one_line_errors():
         report = run_check(load(new), load(baseline), generator=generator, baseline_generator=baseline_generator,
                            direction=direction.value, allow_missing=allow_missing)
-    if fmt is Format.json:
-        typer.echo(report.model_dump_json(indent=1))
-    elif fmt is Format.markdown:
-        typer.echo(markdown(report), nl=False)
-    else:
-        console.print(table(report))
+    show(report, fmt, markdown=markdown, table=table)
+    if fmt is Format.table:
         console.print(report.summary, style="bold green" if report.passed else "bold red", highlight=False)
     raise typer.Exit(code=0 if report.passed else 1)
 
