@@ -22,10 +22,14 @@ from .generator_faults import blamed_on, place
 from .protocol import (
     BASELINE,
     FIT_SEED,
+    JUDGE_SEED,
+    PROXY_SEED,
     STAGE_VERSIONS,
     incompatibility,
     leaked_training_data,
+    profiled_meta,
     run_regimes,
+    run_seeds,
     serves_regime,
     synthetic_count,
 )
@@ -107,7 +111,7 @@ def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPla
     """One plan per (task, regime) of the run, in task order then regime order."""
     plans = []
     for name in config.tasks:
-        regimes = run_regimes(get_task(name).meta, config.regimes, config.train_size)
+        regimes = run_regimes(profiled_meta(get_task(name), config.profile), config.regimes, config.train_size)
         plans += [plan_task(name, regime, size, config, cache_dir) for regime, size in regimes.items()]
     return plans
 
@@ -118,7 +122,8 @@ def first_regime_plan(name: str, config: RunConfig, cache_dir: Path | None = Non
     The config is checked as a run's is, and each of its generators must make a synthetic set in that regime:
     otherwise the error comes now, before the task's data is loaded."""
     config = checked_config(config)
-    regime, size = next(iter(run_regimes(get_task(name).meta, config.regimes, config.train_size).items()))
+    meta = profiled_meta(get_task(name), config.profile)
+    regime, size = next(iter(run_regimes(meta, config.regimes, config.train_size).items()))
     for generator in config.generators:
         _refuse_no_synthetic_set(generator_class(generator).meta, name, regime, size)
     return plan_task(name, regime, size, config, cache_dir)
@@ -142,8 +147,9 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
         raise ConfigError(f"task {name}'s training split holds {len(splits.train):,} images, fewer than the "
                           f"{train_size:,} that regime {regime} asks for (--train-size at most {len(splits.train):,})")
     data = data_key(task, splits, config.data_root)
-    seeds = list(range(config.seeds or task.meta.default_seeds))
-    ratios = config.ratios or task.meta.default_ratios
+    covered = profiled_meta(task, config.profile)
+    seeds = run_seeds(covered, config.seeds, config.first_seed)
+    ratios = config.ratios or covered.default_ratios
     common = {"task": name, "regime": regime, "train_size": train_size, "device": config.device, "data_key": data,
               "data_root": root}
     recipe = task.recipe()
@@ -193,8 +199,8 @@ def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Ce
                              f"{plan.regime} (the warning above says why)")
     cell = next((c for c in arm.cells if c.seed == seed), None)
     if cell is None:
-        raise ConfigError(f"seed {seed}: task {plan.task.meta.name}'s synthetic sets have seeds 0 to "
-                          f"{plan.seeds[-1]}")
+        raise ConfigError(f"seed {seed}: task {plan.task.meta.name}'s synthetic sets have seeds {plan.seeds[0]} "
+                          f"to {plan.seeds[-1]}")
     return arm, cell
 
 
@@ -209,7 +215,9 @@ def checked_config(config: RunConfig) -> RunConfig:
     _check_device(config.device)
     _check_data_root(config.data_root)
     for name in config.tasks:
-        run_regimes(get_task(name).meta, config.regimes, config.train_size)
+        meta = profiled_meta(get_task(name), config.profile)
+        run_regimes(meta, config.regimes, config.train_size)
+        _refuse_reserved_seeds(run_seeds(meta, config.seeds, config.first_seed))
     for kind, names in (("task", config.tasks), ("generator", config.generators)):
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
@@ -233,6 +241,14 @@ def checked_config(config: RunConfig) -> RunConfig:
     served = [t.name for t in tasks if not generators or any(incompatibility(g, t) is None for g in generators)]
     given = {name: options[name] for name in config.generator_config}
     return config.model_copy(update={"tasks": served, "generator_config": given})
+
+
+def _refuse_reserved_seeds(seeds: list[int]) -> None:
+    """The agreement judge and the proxy train with seeds of their own, so that neither is ever a compared model."""
+    reserved = sorted({JUDGE_SEED, PROXY_SEED} & set(seeds))
+    if reserved:
+        raise ConfigError(f"--first-seed: the run's seeds {seeds[0]} to {seeds[-1]} include {reserved[0]}, which the "
+                          f"protocol reserves (agreement judge {JUDGE_SEED}, proxy {PROXY_SEED}); start elsewhere")
 
 
 def _check_data_root(root: Path | None) -> None:

@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .schemas import Conditioning, DatasetRef, GeneratorMeta, TaskMeta
+    from .schemas import Conditioning, DatasetRef, GeneratorMeta, Profile, TaskMeta
+    from .task import Task
 
 PROTOCOL_VERSION = "2"
 """Bumped whenever a rule below, the statistics or the correction family change (2: regimes, the primary analysis
 and its verdict, the fixed family, real_extra)."""
+SMOKE_PROFILE_VERSION = "1"
+"""Bumped whenever a task's smoke settings (`Task.smoke`) or the smoke profile's rules change; a smoke result records
+it, and `cxrbench check` calls results of two versions not comparable."""
 RESULT_SCHEMA_VERSION = "2"
 """The `RunResult` JSON's schema."""
 SUBMISSION_SCHEMA_VERSION = "3"
@@ -83,6 +87,31 @@ def serves_regime(generator: GeneratorMeta, train_size: int | None) -> bool:
     """Whether the generator can run in a regime: one that draws real images from outside the regime's training
     subset (real_extra) has nothing to draw in a regime that uses the whole training split."""
     return not (generator.needs_pool and train_size is None)
+
+
+def profiled_meta(task: Task | type[Task], profile: Profile) -> TaskMeta:
+    """The task as a run of `profile` covers it: the protocol's meta, or under the smoke profile the same meta with
+    its regimes, seeds and default ratios narrowed to the task's smoke settings. The plan takes its regimes, seeds
+    and ratios from it and the scoring its family, so a smoke result is a complete entry of the smoke profile."""
+    meta = task.meta
+    if profile == "protocol":
+        return meta
+    smoke = task.smoke
+    if smoke is None:
+        raise ConfigError(f"task {meta.name} has no smoke profile (its class sets no `smoke`); run it under the "
+                          f"protocol or leave it out")
+    unknown = [name for name in smoke.regimes if name not in meta.regimes]
+    if unknown:
+        raise ConfigError(f"task {meta.name}'s smoke profile names regime(s) {', '.join(unknown)}, which it lacks "
+                          f"(its regimes: {', '.join(meta.regimes)})")
+    return meta.model_copy(update={"regimes": {name: meta.regimes[name] for name in smoke.regimes},
+                                   "default_seeds": smoke.seeds,
+                                   "default_ratios": smoke.ratios or meta.default_ratios})
+
+
+def run_seeds(meta: TaskMeta, seeds: int | None, first_seed: int) -> list[int]:
+    """The seeds of every arm of a run on the task: `seeds` (default: the task's) from `first_seed` on."""
+    return list(range(first_seed, first_seed + (seeds or meta.default_seeds)))
 
 
 def run_regimes(task: TaskMeta, regimes: Sequence[str] | None, train_size: int | None) -> dict[str, int | None]:

@@ -54,10 +54,12 @@ def _terminal_table(task: TaskResult) -> Table:
 def rich_report(result: RunResult) -> Group:
     """One table per task and regime, then how to read them and what the run lacks."""
     seeds = len(result.tasks[0].baseline.seeds) if result.tasks else 0
-    notes = [f"cxrbench protocol {result.protocol_version}; Δ = arm − vs over {seeds} paired seeds. 95% CI and p: "
-             "seeds and test patients combined; p Holm over each generator's protocol family; verdict two-sided "
-             "at 0.05; n.d. = no detectable difference, MDE = the |Δ| it detects with 80% power. Secondary "
-             "numbers: --format markdown or json."]
+    profile = (f", smoke profile {result.smoke_profile_version} (a regression check, not the protocol)"
+               if result.config.profile == "smoke" else "")
+    notes = [f"cxrbench protocol {result.protocol_version}{profile}; Δ = arm − vs over {seeds} paired seeds. "
+             "95% CI and p: seeds and test patients combined; p Holm over each generator's protocol family; "
+             "verdict two-sided at 0.05; n.d. = no detectable difference, MDE = the |Δ| it detects with 80% "
+             "power. Secondary numbers: --format markdown or json."]
     notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
               for generator, members in result.incomplete.items()]
     notes += verification_notes(result)

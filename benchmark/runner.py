@@ -14,7 +14,7 @@ from .executor import execute
 from .fitting import ready_generator
 from .kernels import kernel_settings
 from .plan import Cell, TaskPlan, checked_config, plan_tasks
-from .protocol import PROTOCOL_VERSION
+from .protocol import PROTOCOL_VERSION, SMOKE_PROFILE_VERSION
 from .registry import generator_class
 from .schemas import RunConfig, RunResult
 from .scoring import METHODS, score_run
@@ -63,12 +63,14 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress:
     plans = plan_tasks(config, cache.root)
     compute(plans, [cell for plan in plans for cell in plan.cells()], cache, workers=workers,
             show_progress=show_progress)
-    scored = score_run(plans, cache, n_boot=config.n_boot)
+    scored = score_run(plans, cache, n_boot=config.n_boot, profile=config.profile)
     for generator, members in scored.incomplete.items():
         log.warning("incomplete: %s lacks %d comparison(s) of its protocol family (counted as p = 1): %s",
                     generator, len(members), "; ".join(members))
     result = RunResult(
-        protocol_version=PROTOCOL_VERSION, cxrbench_version=__version__, created=datetime.now(timezone.utc),
+        protocol_version=PROTOCOL_VERSION,
+        smoke_profile_version=SMOKE_PROFILE_VERSION if config.profile == "smoke" else None,
+        cxrbench_version=__version__, created=datetime.now(timezone.utc),
         config=config, generators=[generator_class(g).meta for g in config.generators], tasks=scored.tasks,
         incomplete=scored.incomplete,
         methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,

@@ -12,6 +12,9 @@ from pydantic_core import PydanticCustomError
 from .protocol import RESULT_SCHEMA_VERSION
 
 Conditioning = Literal["label", "text", "mask"]
+Profile = Literal["protocol", "smoke"]
+"""What a run computes: the protocol (every regime, the tasks' seeds and ratios) or the smoke profile (each task's
+`smoke` settings: a quick regression check, never a submission)."""
 
 
 class TaskMeta(BaseModel):
@@ -32,6 +35,18 @@ class TaskMeta(BaseModel):
                                   "split); a run covers every regime unless told otherwise.")
     default_ratios: list[float] = Field(description="Synthetic images per real training image.")
     default_seeds: int = Field(ge=2)
+
+
+class SmokeSettings(BaseModel):
+    """What a task runs under the smoke profile (`cxrbench run --profile smoke`): fixed and versioned like any task
+    setting (`protocol.SMOKE_PROFILE_VERSION`). The recipe is the protocol's, so a smoke cell is the protocol's cell
+    of the same regime, ratio and seed: only fewer of them are trained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    regimes: list[str] = Field(min_length=1, description="The task's regimes the smoke profile runs.")
+    seeds: int = Field(ge=2, description="Seeds per arm, from the run's first seed on.")
+    ratios: list[float] | None = Field(default=None, description="None: the task's default ratios.")
 
 
 class DatasetRef(BaseModel):
@@ -72,6 +87,10 @@ class RunConfig(BaseModel):
     regimes: list[str] | None = Field(default=None, description="None: every regime of each task.")
     train_size: int | None = Field(default=None, gt=0, description="A training size outside the protocol's regimes "
                                    "(its own regime, named by the size); None: the task's regimes.")
+    first_seed: int = Field(default=0, ge=0, le=1_000_000, description="The arms' seeds are first_seed, "
+                            "first_seed + 1, ...: 0 for the protocol; another start repeats a check on new seeds.")
+    profile: Profile = Field(default="protocol", description="protocol, or smoke: each task's smoke settings "
+                             "(regimes, seeds, ratios), for a quick regression check; never a submission.")
     n_boot: int = Field(default=2000, ge=100)
     data_root: Path | None = None
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="cpu, cuda, cuda:N or mps.")
@@ -82,6 +101,10 @@ class RunConfig(BaseModel):
     def _one_way_to_size(self) -> RunConfig:
         if self.regimes is not None and self.train_size is not None:
             raise ValueError("give regimes or a train size, not both")
+        fixed = [name for name in ("regimes", "train_size", "seeds", "ratios") if getattr(self, name) is not None]
+        if self.profile == "smoke" and fixed:
+            raise ValueError(f"the smoke profile fixes each task's regimes, seeds and ratios; it takes no "
+                             f"{' or '.join(fixed)}")
         return self
 
     @field_validator("data_root")
@@ -172,6 +195,8 @@ class TaskResult(BaseModel):
 class RunResult(BaseModel):
     schema_version: Literal["2"] = RESULT_SCHEMA_VERSION
     protocol_version: str
+    smoke_profile_version: str | None = Field(default=None, description="The smoke profile's version for a run of "
+                                              "it (config.profile smoke); None for a protocol run.")
     cxrbench_version: str
     created: datetime
     config: RunConfig

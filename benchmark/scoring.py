@@ -9,10 +9,10 @@ import numpy as np
 from .cache import Cache
 from .plan import Arm, TaskPlan
 from .predictions import load_predictions
-from .protocol import ALPHA, BASELINE, FamilyMember, family, required_references
+from .protocol import ALPHA, BASELINE, FamilyMember, family, profiled_meta, required_references
 from .registry import generator_class, suite_tasks, task_class
 from .samples import Splits
-from .schemas import ArmResult, ComparisonResult, GeneratorMeta, SeedScore, TaskMeta, TaskResult
+from .schemas import ArmResult, ComparisonResult, GeneratorMeta, Profile, SeedScore, TaskMeta, TaskResult
 from .stats import CaseMetric, Comparison, compare, correct, verdict
 from .task import Predictions, Task
 
@@ -129,17 +129,17 @@ def _pairs(index: int, item: TaskPredictions, n_boot: int) -> tuple[_Scored, lis
     return baseline, [scored.result for scored in by_name.values()], pairs
 
 
-def score_predictions(tasks: list[TaskPredictions], *, n_boot: int) -> ScoredRun:
+def score_predictions(tasks: list[TaskPredictions], *, n_boot: int, profile: Profile = "protocol") -> ScoredRun:
     """Score every (task, regime) in three plain steps: score each arm; compare each arm with the references the
     protocol names (`protocol.required_references`); correct each generator's p-values over its protocol family
-    (`protocol.family` on the suites of these tasks), a missing member counting as p = 1.
+    (`protocol.family` on the suites of these tasks, as `profile` covers them), a missing member counting as p = 1.
 
     The runner and the submission validator both score through here, so a submitted number is
     recomputed by the very code that produced it.
     """
     scored = [_pairs(index, item, n_boot) for index, item in enumerate(tasks)]
     pairs = [pair for _, _, task_pairs in scored for pair in task_pairs]
-    suite_tasks = _suite_task_metas({item.task.meta.suite for item in tasks})
+    suite_tasks = _suite_task_metas({item.task.meta.suite for item in tasks}, profile)
     comparisons: list[list[ComparisonResult]] = [[] for _ in tasks]
     incomplete = {}
     metas = {arm.generator: arm.meta for item in tasks for arm in item.arms}
@@ -169,8 +169,10 @@ def _comparison(pair: _Pair, p_holm: float, p_bonferroni: float, family_size: in
         p_t_greater=c.p_value, n_seeds=c.n_seeds)
 
 
-def _suite_task_metas(suites: set[str]) -> list[TaskMeta]:
-    return [task_class(name).meta for suite in sorted(suites) for name in suite_tasks(suite)]
+def _suite_task_metas(suites: set[str], profile: Profile) -> list[TaskMeta]:
+    """The suites' tasks as `profile` covers them (under the smoke profile: those that have one, narrowed to it)."""
+    classes = [task_class(name) for suite in sorted(suites) for name in suite_tasks(suite)]
+    return [profiled_meta(task, profile) for task in classes if profile == "protocol" or task.smoke is not None]
 
 
 def _task_result(item: TaskPredictions, baseline: _Scored, arms: list[ArmResult],
@@ -188,11 +190,11 @@ def arm_predictions(arm: Arm, cache: Cache) -> ArmPredictions:
                           seeds=[(cell.seed, cell.key, load_predictions(cache, cell)) for cell in arm.cells])
 
 
-def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int) -> ScoredRun:
+def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int, profile: Profile = "protocol") -> ScoredRun:
     """Score a run's plans from the cache: every arm compared, the other arms also serving as references."""
     tasks = []
     for plan in plans:
         arms = [arm_predictions(arm, cache) for arm in plan.arms]
         tasks.append(TaskPredictions(plan.task, plan.regime, plan.splits, arm_predictions(plan.baseline, cache), arms,
                                      arms))
-    return score_predictions(tasks, n_boot=n_boot)
+    return score_predictions(tasks, n_boot=n_boot, profile=profile)

@@ -130,11 +130,19 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
 
 
 def _load_result(result_path: Path) -> RunResult:
+    """The run to publish, refused in one line when it is not a protocol run."""
     try:
-        return RunResult.model_validate_json(result_path.read_text())
+        result = RunResult.model_validate_json(result_path.read_text())
     except (OSError, ValueError) as error:
         reason = " ".join(str(error).split())[:300]
         raise DataError(f"{result_path} is not a readable cxrbench result: {reason}") from None
+    if result.config.profile != "protocol":
+        raise DataError(f"{result_path} is a run of the {result.config.profile} profile, a regression check for "
+                        f"`cxrbench check`, not the protocol: submit a run without --profile")
+    if result.config.first_seed != 0:
+        raise DataError(f"{result_path} is a run from seed {result.config.first_seed}; the protocol's seeds start at "
+                        f"0: submit a run without --first-seed")
+    return result
 
 
 def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path) -> list[Path]:

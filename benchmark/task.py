@@ -11,7 +11,7 @@ import numpy as np
 
 from .conditions import Condition
 from .samples import SampleSet, Splits
-from .schemas import TaskMeta
+from .schemas import SmokeSettings, TaskMeta
 from .stats import CaseMetric
 
 Predictions = dict[str, np.ndarray]
@@ -46,6 +46,10 @@ class Task(ABC):
     """Whether images of this task (and synthetic images, which may be near copies of them) may be published
     with a submission. Real datasets may not (covid-lungs' per-image licences, CheXpert's terms); rendered
     phantoms show no patient."""
+    smoke: ClassVar[SmokeSettings | None] = None
+    """What the task runs under the smoke profile (`cxrbench run --profile smoke`); None: the task has none. A class
+    setting, not a TaskMeta field: the meta is stored in every result and entry and compared field by field, and the
+    smoke settings are no part of the protocol (they are versioned by `protocol.SMOKE_PROFILE_VERSION`)."""
     public_data: ClassVar[bool] = False
     """Whether anyone may obtain this task's data without an agreement, so that CI keeps a copy and retrains
     entries on it (`verification`): the rendered phantoms and the open suite; not the paper suite's credentialed

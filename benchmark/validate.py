@@ -204,6 +204,8 @@ def _check_task(submission: TaskSubmission, task: Task, splits: Splits, add) -> 
 def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
     meta, config = task.meta, submission.config
     defaults = RunConfig.model_fields
+    if config.profile != "protocol":
+        add("config.profile", f"is {config.profile!r}; an entry holds a run of the protocol (profile 'protocol')")
     if config.train_size is not None or config.regimes is not None:
         add("config", "names a train size or a subset of regimes; the protocol runs every regime of the task "
                       "(train_size and regimes null)")

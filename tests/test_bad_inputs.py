@@ -185,8 +185,8 @@ CASES = [
             "generator option ldm_text.denoiser.steps: Input should be a valid integer, got None"),
     _config("option_section_not_a_mapping", "ldm_text", "ldm_text: {denoiser: 5}",
             "generator option ldm_text.denoiser: expected a mapping of options, got 5"),
-    _config("option_for_a_generator_without_options", "oracle", "oracle: {when: 2024-01-01}",
-            "generator option oracle.when is unknown; oracle takes no options"),
+    _config("option_for_a_generator_without_options", "noise", "noise: {when: 2024-01-01}",
+            "generator option noise.when is unknown; noise takes no options"),
     _case("option_required_missing", ["run", "-g", "pretrained_pipeline", *PHANTOM],
           "generator option pretrained_pipeline.path is missing: a local folder written by a diffusers pipeline's "
           "save_pretrained"),

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
-from . import calibration, conformance, quality, running, submissions
+from . import calibration, checking, conformance, quality, running, submissions
 from .card import card_app
 from .common import fail
 from .leaderboard import leaderboard_app
@@ -51,6 +51,7 @@ app.command()(calibration.calibrate)
 app.command()(submissions.submit)
 app.command()(submissions.validate)
 app.command()(submissions.verify)
+app.command()(checking.check)
 app.add_typer(card_app, name="card")
 app.add_typer(leaderboard_app, name="leaderboard")
 for name, target in COMMAND_GROUPS.items():

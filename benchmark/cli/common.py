@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -117,15 +117,20 @@ def parse_ratios(value: str | None) -> list[float] | None:
         raise ConfigError(f"--ratios must be comma-separated numbers, got {value!r}") from None
 
 
+def show(model: BaseModel, fmt: Format, *, markdown: Callable[[Any], str], table: Callable[[Any], Any]) -> None:
+    """Print `model` as its JSON, as Markdown (`markdown(model)`) or as a rich renderable (`table(model)`)."""
+    if fmt is Format.json:
+        typer.echo(model.model_dump_json(indent=1))
+    elif fmt is Format.markdown:
+        typer.echo(markdown(model), nl=False)
+    else:
+        console.print(table(model))
+
+
 def show_result(result, fmt: Format) -> None:
     from ..report import markdown, rich_report
 
-    if fmt is Format.json:
-        typer.echo(result.model_dump_json(indent=1))
-    elif fmt is Format.markdown:
-        typer.echo(markdown(result), nl=False)
-    else:
-        console.print(rich_report(result))
+    show(result, fmt, markdown=markdown, table=rich_report)
 
 
 @contextmanager

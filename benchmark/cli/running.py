@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,11 @@ from .common import (
 )
 
 
+class RunProfile(str, Enum):
+    protocol = "protocol"
+    smoke = "smoke"
+
+
 def run(
     generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
     task: Annotated[str | None, typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
@@ -40,6 +46,11 @@ def run(
                                                     "(default: all of them).")] = None,
     train_size: Annotated[int | None, typer.Option(help="Real training images, outside the protocol's regimes "
                                                        "(instead of --regimes).")] = None,
+    profile: Annotated[RunProfile, typer.Option(help="protocol, or smoke: each task's fixed smoke settings (fewer "
+                                                 "seeds, the scarce regime), for `cxrbench check`; never submitted.")
+                       ] = RunProfile.protocol,
+    first_seed: Annotated[int, typer.Option(help="The arms' first seed (seeds first_seed, first_seed + 1, ...); "
+                                                 "another start repeats a check on new seeds.")] = 0,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
@@ -50,18 +61,25 @@ def run(
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
     """Run generators on a suite's tasks in every regime and print each comparison's verdict."""
+    from ..errors import ConfigError
     from ..plan import checked_config
     from ..registry import suite_tasks
     from ..runner import run as run_benchmark
     from ..schemas import RunConfig
 
     with one_line_errors():
+        fixed = [option for option, value in (("--regimes", regimes), ("--train-size", train_size), ("--seeds", seeds),
+                                              ("--ratios", ratios)) if value is not None]
+        if profile is RunProfile.smoke and fixed:
+            raise ConfigError(f"--profile smoke fixes each task's regimes, seeds and ratios; drop {', '.join(fixed)}")
         config = RunConfig(tasks=given_names(task, "--task") or suite_tasks(suite),
                            generators=given_names(generator, "--generator"), ratios=parse_ratios(ratios), seeds=seeds,
                            regimes=given_names(regimes, "--regimes"), train_size=train_size, n_boot=n_boot,
-                           data_root=data_root, device=device, generator_config=read_generator_config(generator_config))
+                           first_seed=first_seed, profile=profile.value, data_root=data_root, device=device,
+                           generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
-        out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}.json"
+        suffix = "_smoke" if config.profile == "smoke" else ""
+        out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}{suffix}.json"
         config = checked_config(config)  # names and options first; then the disks, before the work, not after it
         check_writable(out)
         check_cache(cache_dir)

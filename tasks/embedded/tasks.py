@@ -16,7 +16,7 @@ import numpy as np
 from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.geometry import apply_affine
 from cxrbench.samples import SampleSet, Splits
-from cxrbench.schemas import TaskMeta
+from cxrbench.schemas import SmokeSettings, TaskMeta
 
 from ..classification import ClassificationTask
 from ..downstream.training import Schedule
@@ -41,6 +41,9 @@ class _PhantomTask:
     redistributable: ClassVar[bool] = True
     """Rendered phantoms show no patient: their entries carry a gallery."""
     public_data: ClassVar[bool] = True
+    smoke: ClassVar[SmokeSettings] = SmokeSettings(regimes=["scarce"], seeds=4)
+    """The smoke profile: the scarce regime (where the controls' effects are largest), 4 seeds, the default ratio;
+    a cell costs the same in every regime (the recipe's steps are fixed), so one regime halves the work."""
     data_version: ClassVar[str] = "1"
     """The version of the data alone (bumped when the population or its rendering changes), so that a new
     recipe (meta.version) keeps generator fits cached; the recipe enters every downstream cell's key itself."""
