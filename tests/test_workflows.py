@@ -189,7 +189,8 @@ def test_actionlint_runs_shellcheck_on_run_blocks(tmp_path):
     assert done.returncode == 1 and "SC2086" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("script", ["run", "verify-submissions", "changed-entries", "check-against-base"])
+@pytest.mark.parametrize("script", ["run", "verify-submissions", "changed-entries", "check-against-base",
+                                    "speed-baseline"])
 def test_ci_scripts_pass_shellcheck(script):
     done = subprocess.run([BIN / "shellcheck", REPO / ".ci" / script], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
@@ -393,3 +394,20 @@ def test_generator_check_compares_with_the_golden(tmp_path, caller):
     runner.values["inputs.golden"] = "no-such-golden.json"
     done, _ = runner.run("generator-check.yml", "Compare with the golden result")
     assert done.returncode == 2 and "no-such-golden.json" in runner.summary.read_text()
+
+
+# --- .ci/speed-baseline -------------------------------------------------------------------------------------------
+
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("argv, expected", [
+    ([], "usage: .ci/speed-baseline save|compare [PATH...]"),
+    (["keep"], "usage: .ci/speed-baseline save|compare [PATH...]"),
+    (["compare"], ".ci/speed-baseline: no baseline of this machine in .benchmarks/"),
+])
+def test_speed_baseline_refuses_in_one_line(tmp_path, argv, expected):
+    """A copy of the script in a folder without .benchmarks/: nothing is timed here."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(REPO / ".ci" / "speed-baseline", tmp_path / ".ci")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([tmp_path / ".ci" / "speed-baseline", *argv], capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and done.stderr.startswith(expected) and len(done.stderr.splitlines()) == 1, done
