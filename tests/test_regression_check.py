@@ -212,7 +212,7 @@ BAD_INPUTS = [
     _bad("result_bad_field", {"x.json": '{"schema_version": "2", "tasks": []}'}, ["{tmp}/x.json", GOOD],
          "{tmp}/x.json is not a cxrbench result: field protocol_version: Field required"),
     _bad("task_file_bad_field", {"x.json": '{"generator": "oracle"}'}, ["{tmp}/x.json", GOOD],
-         "{tmp}/x.json is not a cxrbench task file: {tmp}/x.json: schema_version ''"),
+         "{tmp}/x.json is not a cxrbench task file: schema_version: missing; add schema_version: '3'"),
     _bad("folder_without_task_files", {"empty/README": "-"}, [GOOD, "{tmp}/empty"],
          "{tmp}/empty is a folder without task files"),
     _bad("unknown_generator", {}, [GOOD, GOOD, "--generator", "mixup"],
