@@ -6,9 +6,6 @@ values, in a temporary git checkout. Cheap commands run for real (git, `.ci/chan
 `.ci/check-against-base`, `cxrbench validate`, `cxrbench check`, `pip freeze`); the expensive ones (pip installs,
 the test suite, `cxrbench run`, `verify`, `check-generator`) go to recording shims instead, and each recorded
 command line is parsed by its own tool's parser (cxrbench's typer app, pip's, mkdocs'), so a renamed option fails.
-
-Commands that other helpers of issue 17 add on their branches are listed in AWAITING: the tests that need them fail
-here, naming the command, until those branches are merged.
 """
 
 from __future__ import annotations
@@ -27,11 +24,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 BIN = Path(sys.executable).parent
-AWAITING = {  # cxrbench commands and options this branch's workflows use before they exist (notes/i17-shared.md)
-    "check": "`cxrbench check NEW BASELINE --format markdown` (helper 'check')",
-    "check-generator": "`cxrbench check-generator NAME` (helper 'conform')",
-    "run --profile": "`cxrbench run --profile smoke` (helper 'check')",
-}
 RECORDED = {  # what the shims record instead of running: (program, first arguments)
     ("python", ("-m", "pip", "install")), ("python", ("-m", "pytest")), ("python", ("-m", "mkdocs")),
     ("cxrbench", ("run",)), ("cxrbench", ("verify",)), ("cxrbench", ("check-generator",)),
@@ -123,19 +115,18 @@ def commit_all(repo: Path, message: str) -> str:
 
 def parse_click(command, name: str, argv: list[str]) -> dict:
     """The parameters a click/typer command line's own parser reads from argv, walking down its groups; a usage
-    error (an unknown command or option, a bad value) fails the test, naming the awaited command if it is one."""
+    error (an unknown command or option, a bad value) fails the test."""
     parent, args = None, list(argv)
     while hasattr(command, "get_command"):  # a group: walk down to the subcommand
         parent = command.context_class(command, info_name=name, parent=parent)
         name, args = args[0], args[1:]
         sub = command.get_command(parent, name)
-        assert sub is not None, f"{argv}: no command {name!r}; awaited: {AWAITING.get(name, 'nothing')}"
+        assert sub is not None, f"{argv}: no command {name!r}"
         command = sub
     try:
         return command.make_context(name, args, parent=parent).params
     except Exception as error:  # click's UsageError, of whichever click typer runs on
-        awaited = [why for key, why in AWAITING.items() if " ".join(argv).startswith(key) or key in argv]
-        raise AssertionError(f"{' '.join(argv)}: {error}; awaited: {awaited or 'nothing'}") from error
+        raise AssertionError(f"{' '.join(argv)}: {error}") from error
 
 
 def parse_cxrbench(argv: list[str]) -> dict:
@@ -297,13 +288,13 @@ def test_submissions_workflow_installs_validates_and_verifies(tmp_path, pull_req
 
 
 def test_submissions_workflow_checks_against_the_base_entry(tmp_path, pull_request):
-    """AWAITING `cxrbench check`: the changed entry against its base version, for real; nothing regressed."""
+    """`cxrbench check`: the changed entry against its base version, for real; nothing regressed."""
     repo, base = pull_request
     runner = Runner(tmp_path, repo, {"github.event.pull_request.base.sha": base})
     runner.run("submissions.yml", "Changed entries")
     done, outputs = runner.run("submissions.yml", "Check against the base branch")
     report = (runner.temp / "check.md").read_text()
-    assert outputs == {"status": "0"}, f"awaited: {AWAITING['check']}\n{report}{done.stderr}"
+    assert outputs == {"status": "0"}, f"{report}{done.stderr}"
     assert report.startswith("<!-- cxrbench check") and "### submissions/oracle" in report
     assert "|" in report and runner.summary.read_text() == report
     assert git(repo, "worktree", "list").count("\n") == 0  # the base's worktree is gone again
@@ -370,7 +361,7 @@ def test_generator_check_installs_and_keys_its_cache(tmp_path, caller):
 
 
 def test_generator_check_commands_parse(tmp_path, caller):
-    """AWAITING `cxrbench check-generator` and `cxrbench run --profile`: the conformance and smoke-run steps'
+    """`cxrbench check-generator` and `cxrbench run --profile`: the conformance and smoke-run steps'
     exact command lines, parsed by cxrbench's own CLI."""
     runner = Runner(tmp_path, caller, GENERATOR_INPUTS)
     for name in ("Conformance", "Smoke run"):
@@ -384,12 +375,12 @@ def test_generator_check_commands_parse(tmp_path, caller):
 
 
 def test_generator_check_compares_with_the_golden(tmp_path, caller):
-    """AWAITING `cxrbench check`: the new result against the golden, for real (here the same numbers: exit 0,
+    """`cxrbench check`: the new result against the golden, for real (here the same numbers: exit 0,
     the markdown table in the job summary); a missing golden is bad input, exit 2, and fails the step."""
     runner = Runner(tmp_path, caller, GENERATOR_INPUTS)
     shutil.copy(caller / "golden.json", caller / "new.json")
     done, _ = runner.run("generator-check.yml", "Compare with the golden result")
-    assert done.returncode == 0, f"awaited: {AWAITING['check']}\n{done.stdout}{done.stderr}"
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}"
     assert "|" in runner.summary.read_text()
     runner.values["inputs.golden"] = "no-such-golden.json"
     done, _ = runner.run("generator-check.yml", "Compare with the golden result")
