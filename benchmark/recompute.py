@@ -26,7 +26,7 @@ from .runner import compute
 from .schemas import RunConfig
 from .submission import TaskSubmission, decode_predictions, load_task_submission, prediction_key, task_files
 from .validate import Problem, validate
-from .verification import Level, level, retrained_arms
+from .verification import Level, carries_sets, level, retrained_arms
 
 CARRIED = "carried"
 """The generator that serves a third-party entry's carried synthetic sets (generators/carried.py)."""
@@ -66,7 +66,7 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
     submission = load_task_submission(path)
     task = get_task(submission.task)
     sets = sets_path(path)
-    carried = not submission.verified and sets.is_file()
+    carried = carries_sets(path, submission)
     arms = retrained_arms(submission, task.public_data, carried)
     # a third-party arm is retrained from its carried images, planned as the `carried` generator
     planned = {name: CARRIED if carried and name == submission.generator else name for name in arms}

@@ -93,8 +93,12 @@ def markdown(result: RunResult) -> str:
 
 
 def verification_notes(result: RunResult) -> list[str]:
-    """The verification level each generator's entry would get from this run, and what the levels shown mean."""
+    """The verification level each generator's entry would get from this run, and what the levels shown mean; none
+    for a smoke run, which is never submitted."""
     from .verification import level_notes, run_levels
+
+    if result.config.profile != "protocol":
+        return []
 
     tasks: dict[str, list[str]] = {}
     for task in result.tasks:

@@ -20,7 +20,7 @@ import yaml
 from . import __version__
 from .cache import Cache, write_atomic
 from .carried import conditions_digest, sets_path, write_sets
-from .errors import DataError
+from .errors import DataError, SubmissionError
 from .plan import Arm, TaskPlan, plan_task
 from .protocol import PROTOCOL_VERSION, entry_references, run_regimes
 from .registry import generator_class
@@ -122,7 +122,11 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
         if final.exists():
             shutil.copytree(final, folder)
         written = draft(result_path, card, cache_root, folder)
-        validate([folder], data_root=_load_result(result_path).config.data_root)
+        try:
+            validate([folder], data_root=_load_result(result_path).config.data_root)
+        except SubmissionError as error:  # named as the files would have been published, not the deleted draft
+            raise SubmissionError([(file.replace(str(folder), str(final), 1), field, what)
+                                   for file, field, what in error.problems]) from None
         if final.exists():
             final.rename(Path(staging) / "replaced")
         folder.rename(final)

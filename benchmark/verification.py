@@ -49,9 +49,14 @@ def level(submission: TaskSubmission, public_data: bool, carries_sets: bool) -> 
     return level_of(submission.verified, public_data, carries_sets)
 
 
+def carries_sets(path: Path, submission: TaskSubmission) -> bool:
+    """Whether the third-party task file at `path` carries its synthetic sets (they lie beside it)."""
+    return not submission.verified and sets_path(path).is_file()
+
+
 def file_level(path: Path, submission: TaskSubmission, public_data: bool) -> Level:
-    """The level of the task file at `path`: a third-party entry's carried sets lie beside it."""
-    return level(submission, public_data, not submission.verified and sets_path(path).is_file())
+    """The level of the task file at `path` (what `verify`, `submit` and the board show)."""
+    return level(submission, public_data, carries_sets(path, submission))
 
 
 def level_of(verified: bool, public_data: bool, carries_sets: bool) -> Level:

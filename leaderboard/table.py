@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrbench.carried import sets_path
 from cxrbench.errors import ConfigError, SubmissionError
 from cxrbench.registry import get_task
 from cxrbench.submission import (
@@ -25,7 +24,7 @@ from cxrbench.submission import (
     task_files,
 )
 from cxrbench.untrusted import irregular_paths
-from cxrbench.verification import LEVELS, level
+from cxrbench.verification import LEVELS, file_level
 
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
@@ -86,9 +85,8 @@ def _rows(entry: Entry) -> list[dict]:
     for sub in entry.tasks:
         arms = {(a.generator, a.ratio): a for a in sub.result.arms}
         role = next(m.role for m in sub.generators if m.name == sub.generator)
-        carries_sets = not sub.verified and sets_path(entry.folder / task_file_name(sub.suite, sub.task,
-                                                                                sub.result.regime)).is_file()
-        verification = level(sub, get_task(sub.task).public_data, carries_sets)
+        path = entry.folder / task_file_name(sub.suite, sub.task, sub.result.regime)
+        verification = file_level(path, sub, get_task(sub.task).public_data)
         for c in sub.result.comparisons:
             rows.append({
                 "suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "n_real": sub.result.n_train_real,

@@ -230,5 +230,8 @@ def test_submit_rescoring_matches_the_run(tiny_run, tmp_path):
     with pytest.raises(SubmissionError) as caught:  # a tiny run is off-protocol: it says so and publishes nothing
         submit(run_file, card, cache, published)
     assert "result.regime: is 'n24'; task phantom_cls's regimes are scarce, full" in str(caught.value)
+    files = {file for file, _, _ in caught.value.problems}  # named where they would be published, not the draft
+    assert str(published / "oracle" / "embedded__phantom_cls__n24.json") in files
+    assert not any(".staging-" in file for file in files), files
     assert [p.name for p in published.iterdir()] == ["oracle"]
     assert [p.name for p in (published / "oracle").iterdir()] == ["earlier.txt"]

@@ -106,3 +106,14 @@ def test_submit_prints_the_level_of_each_file_it_wrote(tmp_path, monkeypatch):
     assert f"{written[1]} " in output and "valid, spot-checked" in output
     assert "spot-checked: CI retrains real_only and the reference arms" in output
     assert "or submit it on a task whose images may be published (the embedded suite)" in output
+
+
+def test_a_smoke_run_shows_no_level_since_it_is_never_submitted():
+    from cxrbench.report import verification_notes
+    from cxrbench.schemas import RunResult
+
+    smoke = RunResult.model_validate_json((Path(__file__).parents[1] / "golden" / "smoke"
+                                           / "embedded__oracle.json").read_text())
+    assert verification_notes(smoke) == []
+    as_protocol = smoke.model_copy(update={"config": smoke.config.model_copy(update={"profile": "protocol"})})
+    assert verification_notes(as_protocol)[0].startswith("verification if submitted: oracle recomputed")
