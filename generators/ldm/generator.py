@@ -2,6 +2,8 @@
 
 Fitting trains the autoencoder, then the denoiser with its condition encoder, on the training split
 only; the runner caches the fitted bundle under a key of (task data, config), so it is trained once.
+Under `init: pretrained` the same model is first fitted on the task's pretraining pool (a fit of its own,
+shared by every regime and seed: `refines`), and fitting fine-tunes its denoiser on the training split.
 """
 
 from __future__ import annotations

@@ -148,9 +148,10 @@ class RealTask:
 
     def _refuse_no_pool(self, root: Path | None, train_size: int | None) -> None:
         if not self._pool_studies(root, train_size):
-            raise DataError(f"task {self.meta.name}: the regime of {train_size or 'every'} training image(s) leaves "
-                            f"no training image outside its subset to pretrain on; pick a smaller regime or train "
-                            f"from scratch")
+            regime = "the whole training split" if train_size is None else f"{train_size:,} training images"
+            raise DataError(f"task {self.meta.name}: a regime of {regime} leaves no training image outside its subset "
+                            f"to pretrain on (the open suite's pretraining pool); pick a smaller regime or train from "
+                            f"scratch (init: scratch)")
 
     def patients_by_split(self, root: Path | None, train_size: int | None) -> dict[str, set[str]]:
         """The patients of the regime's training subset, val and test: what a pretraining corpus must not hold."""
