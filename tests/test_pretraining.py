@@ -3,6 +3,7 @@ pretrain-then-adapt chain (one pretrained fit shared by every regime and seed)."
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from cxrbench.cache import Cache
@@ -162,3 +163,31 @@ def test_a_pretrained_ldm_fine_tunes_only_its_own_pool_fit():
     proxy = generator_class("ldm_text_proxy")(meta, preset="tiny", init="pretrained", refine={"rounds": 0})
     pool_fit = [fit_key(g.refines(), "train data", lambda: "pool data") for g in (generator, proxy.refines())]
     assert pool_fit[0] == pool_fit[1]  # the proxy variant refines on top of the same pretrained fit
+
+
+def _chexpert_with_corpus(tmp_path, overlapping: bool) -> None:
+    """A 30-row CheXpert copy and a corpus of its first 60 rows in pretraining/, without the copy's patients
+    unless `overlapping`."""
+    from .test_real_paper import _chexpert_copy
+
+    task_rows = _chexpert_copy(tmp_path, rows=30)
+    _chexpert_copy(tmp_path / "pretraining", rows=60)
+    if not overlapping:
+        csv = tmp_path / "pretraining" / "chexpert" / "CheXpert-v1.0-small" / "train.csv"
+        corpus = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        patient = corpus["Path"].str.extract(r"(patient\d+)", expand=False)
+        corpus[~patient.isin(task_rows["Path"].str.extract(r"(patient\d+)", expand=False))].to_csv(csv, index=False)
+
+
+def test_a_paper_corpus_of_other_patients_is_the_pool(tmp_path):
+    _chexpert_with_corpus(tmp_path, overlapping=False)
+    size = _disjoint_by_patient(get_task("chexpert_cls"), tmp_path, 10, tmp_path / "cache")
+    assert size > 0
+
+
+@pytest.mark.reliability("bad_input")
+def test_a_paper_corpus_sharing_a_patient_with_the_task_is_refused_in_one_line(tmp_path):
+    _chexpert_with_corpus(tmp_path, overlapping=True)
+    with pytest.raises(DataError, match=rf"task chexpert_cls: the pretraining corpus {tmp_path}/pretraining/chexpert "
+                                        r"shares \d+ patient\(s\) with the training subset split, e.g. patient\d+"):
+        get_task("chexpert_cls").pretraining_fingerprint(tmp_path, train_size=10)
