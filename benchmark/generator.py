@@ -16,7 +16,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ValidationError
@@ -37,6 +37,9 @@ class Generator(ABC):
     """Trainable generators are fitted once per (task data, config, seed), saved, and loaded from the cache."""
     Options: ClassVar[type[GeneratorOptions]] = GeneratorOptions
     """The options it takes, as a pydantic model (see the module's docstring); by default none."""
+    fit_source: Literal["train", "pretraining"] = "train"
+    """What `fit` learns from: the regime's training split, or the task's pretraining pool (`Task.pretraining_pool`:
+    the first link of a pretrain-then-adapt chain, cached under the pool's key, so every regime and seed shares it)."""
 
     def __init__(self, task: TaskMeta, *, device: str = "cpu", **config: Any) -> None:
         self.task = task
@@ -78,6 +81,11 @@ class Generator(ABC):
         `start_from` before `fit`: so each round of a fine-tuning chain is cached as its own fit.
         """
         return None
+
+    def pretrains(self) -> bool:
+        """Whether this generator's `refines` chain starts with a fit on the task's pretraining pool: its fit then
+        depends on the pool's data as well as on the training split's (the fit key holds both)."""
+        return False
 
     def start_from(self, parent: Generator) -> None:
         """Take over the fitted state of `refines()`'s generator; `fit` then refines it."""

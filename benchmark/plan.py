@@ -8,7 +8,9 @@ seed) and the seed. A second generator, a second run, or a resumed run finds wha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +102,23 @@ def data_key(task: Task, splits: Splits, root: Path | None) -> str:
     return stage_key("data", {"fingerprint": task.fingerprint(root), "ids": {k: "\n".join(v) for k, v in ids.items()}})
 
 
-def fit_key(generator: Generator, data: str) -> str:
+def fit_key(generator: Generator, data: str, pretraining: Callable[[], str] | None = None) -> str:
     """The fit identity, the generator's code identity (whatever `fit_identity` an override returns), the data and
-    the fit seed."""
+    the fit seed. The data is the training split's key (`data`); for a fit on the pretraining pool the pool's key
+    alone, so that every regime and seed shares it; for a fit that continues one, both keys."""
     identity = {**generator.fit_identity(), "code": code_identity(type(generator))}
+    if generator.fit_source == "pretraining" or generator.pretrains():
+        if pretraining is None:
+            raise ConfigError(f"{generator.meta.name} pretrains on the task's pretraining pool, which this command "
+                              f"does not load; train it from scratch")
+        pool = pretraining()
+        data = pool if generator.fit_source == "pretraining" else stage_key("data", {"train": data, "pool": pool})
     return stage_key("fit", {**identity, "data": data, "seed": FIT_SEED})
+
+
+def pretraining_key(task: Task, root: Path | None, train_size: int | None) -> str:
+    """The key of the task's pretraining pool in a regime: its data identity, without its pixels."""
+    return stage_key("data", {"pretraining": task.pretraining_fingerprint(root, train_size=train_size)})
 
 
 def plan_tasks(config: RunConfig, cache_dir: Path | None = None) -> list[TaskPlan]:
@@ -170,7 +184,8 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
             continue
         with blamed_on(generator_class(generator_name), place(name, regime)):
             generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
-            fitted = fit_key(generator, data) if generator.trainable else None
+            fitted = fit_key(generator, data, partial(pretraining_key, task, config.data_root, train_size)) \
+                if generator.trainable else None
             if fitted:
                 generator.mark_fitted(fitted)
             revision = generator.revision()
@@ -275,4 +290,5 @@ def _refuse_leaks(generators: list[GeneratorMeta], task: Task) -> None:
         if leaks:
             raise GeneratorError(f"generator {generator.name} declares it was trained on "
                                  f"{', '.join(f'{r.dataset}/{r.split}' for r in leaks)}: data of task "
-                                 f"{task.meta.name} beyond its train split (its val or test data would leak)")
+                                 f"{task.meta.name} beyond its train split and pretraining pool (its val or "
+                                 f"test data would leak)")

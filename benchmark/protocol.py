@@ -166,7 +166,15 @@ def task_data_names(task: TaskMeta, folder: str | None) -> set[str]:
     return {task.name, task.suite} | ({folder} if folder else set())
 
 
+LEARNABLE_SPLITS = ("train", "pretraining")
+"""The splits of a task's data a generator may declare it learnt from: the train split, and the task's pretraining
+pool (`Task.pretraining_pool`, e.g. `DatasetRef(dataset="phantom_seg", split="pretraining")`); both are disjoint
+from val and test by patient. Any other split of the task's data (val, test, all, ...) can hold test patients."""
+
+
 def leaked_training_data(trained_on: Sequence[DatasetRef], task: TaskMeta, folder: str | None) -> list[int]:
-    """Indices of the declared training data that touch the task's data beyond its train split (a test-set leak)."""
+    """Indices of the declared training data that touch the task's data beyond its train split and pretraining pool
+    (a test-set leak)."""
     names = task_data_names(task, folder)
-    return [i for i, ref in enumerate(trained_on) if ref.dataset.lower() in names and ref.split.lower() != "train"]
+    return [i for i, ref in enumerate(trained_on)
+            if ref.dataset.lower() in names and ref.split.lower() not in LEARNABLE_SPLITS]

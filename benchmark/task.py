@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .conditions import Condition
+from .errors import ConfigError
 from .samples import SampleSet, Splits
 from .schemas import SmokeSettings, TaskMeta
 from .stats import CaseMetric
@@ -66,6 +67,22 @@ class Task(ABC):
     def pool(self, root: Path | None, *, train_size: int | None, cache_dir: Path | None = None) -> SampleSet:
         """Training-split images of patients outside the regime's subset (never val or test): the real images the
         `real_extra` control adds. Empty when the regime uses the whole training split."""
+
+    def pretraining_pool(self, root: Path | None, *, train_size: int | None,
+                         cache_dir: Path | None = None) -> SampleSet:
+        """The task's pretraining pool: images a generator may learn from before it adapts to the regime's training
+        subset (a "public corpus"), disjoint by patient from that subset and from val and test. Declared per suite
+        (docs/tasks-and-data.md); a generator that learnt from it declares `DatasetRef(<task>, "pretraining")`."""
+        raise self._no_pretraining_pool()
+
+    def pretraining_fingerprint(self, root: Path | None, *, train_size: int | None) -> dict[str, Any]:
+        """Everything that identifies `pretraining_pool`'s data, without loading its pixels (the pretrained fit's
+        cache key): a fit on it is shared by every regime and seed whose pool is the same."""
+        raise self._no_pretraining_pool()
+
+    def _no_pretraining_pool(self) -> ConfigError:
+        return ConfigError(f"task {self.meta.name} declares no pretraining pool: train its generators from scratch "
+                           f"(e.g. ldm_text: {{init: scratch}})")
 
     @abstractmethod
     def fingerprint(self, root: Path | None) -> dict[str, Any]:

@@ -21,3 +21,11 @@ def load_pool(task: str, data_root: str | None, train_size: int | None, cache_ro
     """The regime's pool of real training images outside its subset (real_extra's source), memoised like the splits."""
     return get_task(task).pool(None if data_root is None else Path(data_root), train_size=train_size,
                                cache_dir=None if cache_root is None else Path(cache_root))
+
+
+@lru_cache(maxsize=4)
+def load_pretraining_pool(task: str, data_root: str | None, train_size: int | None,
+                          cache_root: str | None = None) -> SampleSet:
+    """The task's pretraining pool for the regime (`Task.pretraining_pool`), memoised like the splits."""
+    return get_task(task).pretraining_pool(None if data_root is None else Path(data_root), train_size=train_size,
+                                           cache_dir=None if cache_root is None else Path(cache_root))

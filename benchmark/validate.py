@@ -276,7 +276,7 @@ def _check_card(card: GeneratorCard, task: Task, add) -> None:
         ref = card.training_data[i]
         add(f"generator.yaml training_data[{i}]",
             f"declares {ref.dataset}/{ref.split}: the generator saw task {task.meta.name}'s data beyond its "
-            f"train split (a test-set leak); only its train split may be used")
+            f"train split (a test-set leak); only its train split and pretraining pool may be used")
 
 
 def _check_gallery(folder: Path, submission: TaskSubmission, task: Task, add) -> None:

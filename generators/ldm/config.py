@@ -51,11 +51,24 @@ class SamplerConfig(GeneratorOptions):
                                                                  "sampling.")
 
 
+class FinetuneConfig(GeneratorOptions):
+    """How a pretrained model adapts to the regime's training split: the denoiser (and its condition encoder) trains
+    on; the autoencoder stays as pretrained, as latent diffusion models are usually fine-tuned."""
+
+    steps: Steps = 500
+    learning_rate: LearningRate = 2e-4
+
+
 class LDMConfig(GeneratorOptions):
     preset: str
     autoencoder: AutoencoderConfig
     denoiser: DenoiserConfig
     sampler: SamplerConfig = SamplerConfig()
+    init: Literal["scratch", "pretrained"] = Field(
+        "scratch", description="scratch: fit on the regime's training split alone; pretrained: fit on the task's "
+                               "pretraining pool first (one cached fit, shared by every regime and seed), then "
+                               "fine-tune on the training split (`finetune`).")
+    finetune: FinetuneConfig = FinetuneConfig()
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
         "bf16", description="Autocast dtype on CUDA; the CPU always runs fp32.")
 
@@ -69,6 +82,7 @@ PRESETS: dict[str, LDMConfig] = {
         denoiser=DenoiserConfig(block_out_channels=(16, 16), context_dim=16, text_layers=1, steps=4, batch_size=4,
                                 learning_rate=1e-3, attention_head_dim=4, prompt_tokens=12),
         sampler=SamplerConfig(steps=3),
+        finetune=FinetuneConfig(steps=4),
     ),
     # The embedded suite (64 px) on a 2-core CPU: trains in minutes.
     "cpu": LDMConfig(

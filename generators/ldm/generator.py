@@ -2,6 +2,8 @@
 
 Fitting trains the autoencoder, then the denoiser with its condition encoder, on the training split
 only; the runner caches the fitted bundle under a key of (task data, config), so it is trained once.
+Under `init: pretrained` the same model is first fitted on the task's pretraining pool (a fit of its own,
+shared by every regime and seed: `refines`), and fitting fine-tunes its denoiser on the training split.
 """
 
 from __future__ import annotations
@@ -48,9 +50,33 @@ class LatentDiffusionGenerator(Generator):
         return {k: v for k, v in self.config.items() if k not in self.own_sections}
 
     def fit_identity(self) -> dict[str, Any]:
-        """The resolved model and training settings; the sampler's settings do not change what is fitted."""
-        settings = self.settings.model_dump(mode="json", exclude={"sampler"})
-        return {"generator": self.meta.name, "fit_version": FIT_VERSION, "settings": settings}
+        """The resolved model and training settings; the sampler's settings do not change what is fitted. The
+        pretraining fit is identified by the model's settings alone (not how it is later fine-tuned), so every
+        fine-tuning of it shares it; `init: scratch` adds nothing, so the fits made before the option stay cached."""
+        settings = self.settings.model_dump(mode="json", exclude={"sampler", "init", "finetune"})
+        identity = {"generator": self.meta.name, "fit_version": FIT_VERSION, "settings": settings}
+        if self.fit_source == "pretraining":
+            return {**identity, "stage": "pretraining"}
+        if self.pretrains():
+            return {**identity, "init": "pretrained", "finetune": self.settings.finetune.model_dump(mode="json")}
+        return identity
+
+    def pretrains(self) -> bool:
+        return self.settings.init == "pretrained"
+
+    def refines(self) -> LatentDiffusionGenerator | None:
+        """Under `init: pretrained`, the same model fitted on the task's pretraining pool, which `fit` fine-tunes."""
+        if not self.pretrains() or self.fit_source == "pretraining":
+            return None
+        pretraining = type(self)(self.task, device=self.device, **self.ldm_config())
+        pretraining.fit_source = "pretraining"
+        return pretraining
+
+    def start_from(self, parent: Generator) -> None:
+        if not (isinstance(parent, LatentDiffusionGenerator) and parent.fit_source == "pretraining"):
+            raise GeneratorError(f"{self.meta.name} fine-tunes its own fit on the pretraining pool, not "
+                                 f"{parent.meta.name}'s")
+        self.model = parent.handed_on().model
 
     def fit(self, train: SampleSet, *, seed: int, workdir: Path) -> None:
         if self.uses_mask and train.masks is None:
@@ -59,7 +85,26 @@ class LatentDiffusionGenerator(Generator):
 
         with torch.random.fork_rng(devices=[]):  # seeds parameter initialisation, leaves the caller's RNG alone
             torch.manual_seed(seed)
-            self._fit(train, seed)
+            if self.pretrains() and self.fit_source == "train":
+                self._finetune(train, seed)
+            else:
+                self._fit(train, seed)
+
+    def _finetune(self, train: SampleSet, seed: int) -> None:
+        """The pretrained model (handed over by `start_from`) adapted to `train`: the denoiser and condition encoder
+        train on for `finetune.steps`; the autoencoder and the tokenizer stay as pretrained."""
+        from .denoiser import train_denoiser
+        from .model import encode_latents, model_range
+        from .training import Trainer
+
+        model = self._fitted()
+        latents = encode_latents(model.autoencoder, model_range(train.images))
+        conditions = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
+        settings = self.settings.denoiser.model_copy(update=self.settings.finetune.model_dump())
+        log.info("%s: fine-tuning the pretrained denoiser on %d latents for %d steps", self.meta.name, len(latents),
+                 settings.steps)
+        train_denoiser(model, latents, conditions, Trainer(self.device, seed, self.settings.mixed_precision),
+                       config=settings)
 
     def _fit(self, train: SampleSet, seed: int) -> None:
         from ..prompts import prompt_of

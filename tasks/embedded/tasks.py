@@ -7,6 +7,7 @@ that more data still helps, which is what lets a benchmark see a generator's eff
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,12 @@ from .phantom import FINDINGS, PhantomConfig, Population, patient_anatomy, rende
 _SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
 FRESH_POPULATION_OFFSET = 10_000
 """Added to a task's population seed for `fresh_patients`: patients the task's own splits never hold."""
+PRETRAINING_POPULATION_OFFSET = 20_000
+"""Added to a task's population seed for its pretraining pool, a population of its own (ids prefixed `public-`)."""
+PRETRAINING_SCANNER = {"noise_sigma": 0.036, "blur_sigma": 0.7, "exposure_jitter": 0.08}
+"""How the pretraining pool's "scanner" differs from the task's: a little noisier, softer and less even in
+exposure, the way one hospital's public corpus differs from another's task data (MIMIC-CXR vs CheXpert). Anatomy,
+findings and prevalences are the task's, so the pool teaches the same conditions (a mask model needs masks)."""
 
 
 class _PhantomTask:
@@ -36,6 +43,9 @@ class _PhantomTask:
     phantom: ClassVar[PhantomConfig]
     prevalence: ClassVar[dict[str, float]]
     n_patients: ClassVar[int] = 1200
+    pretraining_patients: ClassVar[int] = 2000
+    """The pretraining pool's size: about 4,000 studies, several times the task's whole training split (about
+    840 patients), rendered in seconds."""
     studies_per_patient: ClassVar[tuple[int, int]] = (1, 3)
     population_seed: ClassVar[int]
     redistributable: ClassVar[bool] = True
@@ -70,6 +80,30 @@ class _PhantomTask:
         train = everything.subset(rows["train"])
         return train.subset(outside_subset(train.patient_ids, train_size))
 
+    def pretraining_pool(self, root: Path | None, *, train_size: int | None,
+                         cache_dir: Path | None = None) -> SampleSet:
+        """A public corpus: another population of phantom patients (another seed, ids prefixed `public-`, so disjoint
+        from every split by construction) under a slightly different scanner (`PRETRAINING_SCANNER`); the same
+        for every regime, so one pretrained fit serves them all."""
+        return self._pretraining_population
+
+    def pretraining_fingerprint(self, root: Path | None, *, train_size: int | None) -> dict[str, Any]:
+        return {**self.fingerprint(root), "pool": "public phantom population", "n_patients": self.pretraining_patients,
+                "seed": self.population_seed + PRETRAINING_POPULATION_OFFSET, "scanner": PRETRAINING_SCANNER}
+
+    @cached_property
+    def _pretraining_population(self) -> SampleSet:
+        return self._other_population(self.pretraining_patients, PRETRAINING_POPULATION_OFFSET, "public-",
+                                      replace(self.phantom, **PRETRAINING_SCANNER))
+
+    def _other_population(self, n_patients: int, offset: int, prefix: str, phantom: PhantomConfig) -> SampleSet:
+        """Every study of `n_patients` patients of another seed of the task's population, ids prefixed `prefix`."""
+        population = simulate_population(n_patients, prevalence=self.prevalence,
+                                         studies_per_patient=self.studies_per_patient, config=phantom,
+                                         seed=self.population_seed + offset)
+        return SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
+                         np.char.add(prefix, population.patient_ids), np.char.add(prefix, population.study_ids))
+
     def _everything(self) -> tuple[SampleSet, dict[str, np.ndarray]]:
         population = self._population
         everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
@@ -79,11 +113,7 @@ class _PhantomTask:
     def fresh_patients(self, n_patients: int) -> SampleSet:
         """Every study of `n_patients` new patients from the same renderer and prevalences (another population
         seed, ids prefixed `fresh-`): a test set as large as wanted, to estimate an arm's true effect."""
-        population = simulate_population(n_patients, prevalence=self.prevalence,
-                                         studies_per_patient=self.studies_per_patient, config=self.phantom,
-                                         seed=self.population_seed + FRESH_POPULATION_OFFSET)
-        return SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
-                         np.char.add("fresh-", population.patient_ids), np.char.add("fresh-", population.study_ids))
+        return self._other_population(n_patients, FRESH_POPULATION_OFFSET, "fresh-", self.phantom)
 
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Label conditions: new patients with exactly those findings. Mask conditions: a new study of

@@ -109,9 +109,13 @@ class RealTask:
         return memo[folder]
 
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
-        found = self.scanned(self.dataset_dir(root))
+        return {"task": self.meta.name, **self.copy_identity(self.dataset_dir(root))}
+
+    def copy_identity(self, folder: Path) -> dict[str, Any]:
+        """What identifies the copy at `folder` as this task loads it: its files, the settings, the preprocessing."""
+        found = self.scanned(folder)
         files = "\n".join(file_identity(s) for s in found.studies)
-        return {"task": self.meta.name, "version": self.data_version, "resolution": self.meta.resolution,
+        return {"version": self.data_version, "resolution": self.meta.resolution,
                 "settings": self.settings(), "pixels": PIXELS_STAGE, "skipped": len(found.skipped),
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
 
@@ -124,11 +128,42 @@ class RealTask:
         return Splits(**parts)
 
     def pool(self, root: Path | None, *, train_size: int | None, cache_dir: Path | None = None) -> SampleSet:
-        studies, rows = self._split_studies(root)
-        pool_rows = rows["train"][outside_subset(self._patients(studies, rows["train"]), train_size)]
-        if not len(pool_rows):
+        studies = self._pool_studies(root, train_size)
+        if not studies:
             return SampleSet.empty(self.meta.resolution, len(self.meta.labels), with_masks=self.with_masks())
-        return self._sample_set([studies[r] for r in pool_rows], cache_dir)
+        return self._sample_set(studies, cache_dir)
+
+    def pretraining_pool(self, root: Path | None, *, train_size: int | None,
+                         cache_dir: Path | None = None) -> SampleSet:
+        """The open suite's: the regime's pool (`pool`, real_extra's source), so one pretrained fit per regime.
+        Refused where the regime uses the whole training split, which leaves no image outside it."""
+        self._refuse_no_pool(root, train_size)
+        return self.pool(root, train_size=train_size, cache_dir=cache_dir)
+
+    def pretraining_fingerprint(self, root: Path | None, *, train_size: int | None) -> dict[str, Any]:
+        self._refuse_no_pool(root, train_size)
+        ids = "\n".join(s.sample_id for s in self._pool_studies(root, train_size))
+        return {**self.fingerprint(root), "pool": "training split outside the regime's subset",
+                "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()}
+
+    def _refuse_no_pool(self, root: Path | None, train_size: int | None) -> None:
+        if not self._pool_studies(root, train_size):
+            regime = "the whole training split" if train_size is None else f"{train_size:,} training images"
+            raise DataError(f"task {self.meta.name}: a regime of {regime} leaves no training image outside its subset "
+                            f"to pretrain on (the open suite's pretraining pool); pick a smaller regime or train from "
+                            f"scratch (init: scratch)")
+
+    def patients_by_split(self, root: Path | None, train_size: int | None) -> dict[str, set[str]]:
+        """The patients of the regime's training subset, val and test: what a pretraining corpus must not hold."""
+        studies, rows = self._split_studies(root)
+        subset = rows["train"][fixed_train_subset(self._patients(studies, rows["train"]), train_size)]
+        return {name: set(self._patients(studies, index).tolist())
+                for name, index in (("training subset", subset), ("val", rows["val"]), ("test", rows["test"]))}
+
+    def _pool_studies(self, root: Path | None, train_size: int | None) -> list[Study]:
+        """The studies of the regime's pool: training-split patients outside its subset."""
+        studies, rows = self._split_studies(root)
+        return [studies[r] for r in rows["train"][outside_subset(self._patients(studies, rows["train"]), train_size)]]
 
     def _split_studies(self, root: Path | None) -> tuple[list[Study], dict[str, np.ndarray]]:
         studies = self.all_studies(root)

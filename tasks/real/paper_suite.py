@@ -14,13 +14,14 @@ from typing import Any, Literal
 import numpy as np
 
 from cxrbench.errors import DataError
+from cxrbench.samples import SampleSet
 from cxrbench.schemas import TaskMeta
 
 from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE
-from .base import RealTask, Scan
+from .base import RealTask, Scan, data_root
 from .confined import inside
 from .dicom import read_patient_id
 from .rle import EMPTY
@@ -48,7 +49,47 @@ def _meta(name: str, kind: str, labels: list[str], resolution: int, description:
                     regimes=regimes, default_ratios=[1.0], default_seeds=5)
 
 
-class _PaperClassification(RealTask, ClassificationTask):
+PRETRAINING_FOLDER = "pretraining"
+"""Where the paper suite's pretraining corpora live under the data root: `<data root>/pretraining/<task folder>/`."""
+
+
+class _UserCorpus(RealTask):
+    """The paper suite's pretraining pool: a corpus the user supplies (e.g. MIMIC-CXR, or CheXpert outside the
+    subset, converted to the task's layout) at `<data root>/pretraining/<task folder>/`, laid out like the task's
+    own dataset and read by the task's own loader; refused if missing or if it shares a patient with the regime's
+    training subset, val or test."""
+
+    def corpus_dir(self, root: Path | None) -> Path:
+        base = data_root(root)
+        folder = None if base is None else base / PRETRAINING_FOLDER / self.folder
+        if folder is None or not folder.is_dir():
+            raise DataError(f"task {self.meta.name}: no pretraining corpus at "
+                            f"{folder or f'<data root>/{PRETRAINING_FOLDER}/{self.folder}'}; put one there laid out "
+                            f"like the task's dataset ({self.layout}), or train from scratch")
+        return folder
+
+    def pretraining_pool(self, root: Path | None, *, train_size: int | None,
+                         cache_dir: Path | None = None) -> SampleSet:
+        return self._sample_set(self._corpus_studies(root, train_size), cache_dir)
+
+    def pretraining_fingerprint(self, root: Path | None, *, train_size: int | None) -> dict[str, Any]:
+        self._corpus_studies(root, train_size)
+        return {"task": self.meta.name, "pool": "user corpus", **self.copy_identity(self.corpus_dir(root))}
+
+    def _corpus_studies(self, root: Path | None, train_size: int | None) -> list[Study]:
+        corpus = self.studies(self.corpus_dir(root))
+        splits = self.patients_by_split(root, train_size)
+        mine = {s.patient_id for s in corpus}
+        for name, patients in splits.items():
+            shared = sorted(mine & patients)
+            if shared:
+                raise DataError(f"task {self.meta.name}: the pretraining corpus {self.corpus_dir(root)} shares "
+                                f"{len(shared)} patient(s) with the {name} split, e.g. {shared[0]}; it must be "
+                                f"disjoint from the regime's training subset, val and test")
+        return corpus
+
+
+class _PaperClassification(_UserCorpus, ClassificationTask):
     """CheXpert and RSNA: torchxrayvision's DenseNet-121 layout (random init) at 224 px."""
 
     model = "xrv_densenet"
@@ -148,7 +189,7 @@ class RsnaClassification(_PaperClassification):
                      for patient, (target, where) in targets.items()])
 
 
-class _RleSegmentation(RealTask, SegmentationTask):
+class _RleSegmentation(_UserCorpus, SegmentationTask):
     """SIIM and CANDID-PTX: RLE rows per image (united), DICOMs found anywhere under the folder."""
 
     channels = _SEG_CHANNELS
