@@ -6,6 +6,8 @@ saved and sampled (the raw weights of a small model trained for minutes give noi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
@@ -32,11 +34,15 @@ def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_size: in
 
 
 def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: list[Condition], trainer: Trainer, *,
-                   weights: torch.Tensor | None = None, config: DenoiserConfig | None = None) -> None:
+                   weights: torch.Tensor | None = None, config: DenoiserConfig | None = None,
+                   checkpoints: dict[int, Callable[[], None]] | None = None) -> None:
     """Noise prediction on the (fixed) training latents; conditions dropped at random for guidance.
 
     `weights` (N,) weigh each latent's loss (rejection-sampling fine-tuning weighs by proxy score);
     `config` overrides the model's own denoiser settings (fine-tuning runs fewer, smaller steps).
+    `checkpoints` maps a step count to a call made after that step with the EMA weights in place, then put back:
+    with a constant learning rate after warm-up, it sees what a run of exactly that many steps would save (the
+    quality curves of tests/benchmarks/ldm_quality_curves.py).
     """
     config = config or model.config.denoiser
     weights = torch.ones(len(latents)) if weights is None else weights.float()
@@ -60,6 +66,20 @@ def train_denoiser(model: LatentDiffusion, latents: torch.Tensor, conditions: li
                                 reduction="none").mean(dim=(1, 2, 3))
         return (per_latent * weight).sum() / weight.sum().clamp_min(1e-8)
 
+    steps_done = 0
+
+    def after_step() -> None:
+        nonlocal steps_done
+        ema.step(parts.parameters())
+        steps_done += 1
+        if checkpoints and steps_done in checkpoints:
+            ema.store(parts.parameters())
+            ema.copy_to(parts.parameters())
+            parts.eval()
+            checkpoints[steps_done]()
+            parts.train()
+            ema.restore(parts.parameters())
+
     trainer.loop("denoiser", parts, optimiser, lr_schedule, (latents, rows, weights), config.steps, config.batch_size,
-                 loss_of, after_step=lambda: ema.step(parts.parameters()))
+                 loss_of, after_step=after_step)
     ema.copy_to(parts.parameters())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +22,12 @@ from cxrbench.schemas import GeneratorMeta, TaskMeta
 
 from .config import LDMConfig, LDMOptions, resolve_config
 from .state import RefinedState
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import LatentDiffusion
+    from .training import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +113,12 @@ class LatentDiffusionGenerator(Generator):
                        config=settings)
 
     def _fit(self, train: SampleSet, seed: int) -> None:
-        from ..prompts import prompt_of
-        from .autoencoder import train_autoencoder
-        from .context import ConditionEncoder, build_tokenizer
-        from .denoiser import build_denoiser, train_denoiser
-        from .model import LatentDiffusion, encode_latents, model_range
+        from .denoiser import train_denoiser
         from .training import Trainer
 
         trainer = Trainer(self.device, seed, self.settings.mixed_precision)
-        images = model_range(train.images)
-        log.info("%s: training the autoencoder on %d images", self.meta.name, len(images))
-        autoencoder = train_autoencoder(images, self.settings.autoencoder, trainer)
-        latents = encode_latents(autoencoder, images)
-        conditions = training_conditions(train, self.task.labels, with_masks=self.uses_mask)
-        denoiser_config = self.settings.denoiser
-        tokenizer = build_tokenizer(prompt_of(c) for c in conditions)
-        encoder = ConditionEncoder(len(self.task.labels), tokenizer.get_vocab_size(), denoiser_config.context_dim,
-                                   denoiser_config.prompt_tokens, denoiser_config.text_layers)
-        denoiser = build_denoiser(denoiser_config, self.settings.autoencoder.latent_channels, latents.shape[-1],
-                                  self.uses_mask)
-        self.model = LatentDiffusion(self.settings, list(self.task.labels), self.uses_mask, autoencoder, denoiser,
-                                     encoder, tokenizer).to(self.device)
+        self.model, latents, conditions = untrained_denoising(self.settings, self.task, train, trainer,
+                                                              uses_mask=self.uses_mask)
         log.info("%s: training the denoiser on %d latents of %s", self.meta.name, len(latents),
                  tuple(latents.shape[1:]))
         train_denoiser(self.model, latents, conditions, trainer)
@@ -160,6 +151,31 @@ class LatentDiffusionGenerator(Generator):
         if self.model is None:
             raise GeneratorError(f"{self.meta.name} must be fitted or loaded before it can generate or save")
         return self.model
+
+
+def untrained_denoising(settings: LDMConfig, task: TaskMeta, train: SampleSet, trainer: Trainer, *,
+                        uses_mask: bool) -> tuple[LatentDiffusion, torch.Tensor, list[Condition]]:
+    """The autoencoder trained on `train`, the training latents and conditions, and the model around them with its
+    denoiser and condition encoder not trained yet: the first half of a fit, which the quality curves share."""
+    from ..prompts import prompt_of
+    from .autoencoder import train_autoencoder
+    from .context import ConditionEncoder, build_tokenizer
+    from .denoiser import build_denoiser
+    from .model import LatentDiffusion, encode_latents, model_range
+
+    images = model_range(train.images)
+    log.info("training the autoencoder on %d images", len(images))
+    autoencoder = train_autoencoder(images, settings.autoencoder, trainer)
+    latents = encode_latents(autoencoder, images)
+    conditions = training_conditions(train, task.labels, with_masks=uses_mask)
+    tokenizer = build_tokenizer(prompt_of(c) for c in conditions)
+    denoiser_config = settings.denoiser
+    encoder = ConditionEncoder(len(task.labels), tokenizer.get_vocab_size(), denoiser_config.context_dim,
+                               denoiser_config.prompt_tokens, denoiser_config.text_layers)
+    denoiser = build_denoiser(denoiser_config, settings.autoencoder.latent_channels, latents.shape[-1], uses_mask)
+    model = LatentDiffusion(settings, list(task.labels), uses_mask, autoencoder, denoiser, encoder,
+                            tokenizer).to(trainer.device)
+    return model, latents, conditions
 
 
 def training_conditions(train: SampleSet, labels: list[str], *, with_masks: bool) -> list[Condition]:
