@@ -35,6 +35,8 @@ STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2", 
 
 BASELINE = "real_only"
 """The arm without synthetic images, trained in every run; every other arm is compared with it."""
+POOL_CONTROL = "real_extra"
+"""The control that adds real images from the regime's pool: the denominator of every arm's transfer efficiency."""
 REFERENCE_BASELINES = ("classic_aug",)
 """The baselines every generator must also be compared with: the bar a generator must clear to be worth its compute."""
 ALPHA = 0.05

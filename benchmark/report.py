@@ -2,7 +2,8 @@
 
 The terminal shows the primary analysis only (the verdict, Δ and its interval, in 80 columns); the
 secondary numbers (seed-only and patient-only intervals, the paper's one-sided t-test) are in the
-Markdown and the JSON.
+Markdown and the JSON. Where a run holds real_extra, both formats add a small second table per task:
+each arm's transfer efficiency, Δ(arm) / Δ(real_extra) against real_only.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from .protocol import BASELINE
-from .schemas import ComparisonResult, RunResult, TaskResult
+from .schemas import ComparisonResult, RunResult, TaskResult, TransferEfficiency
 
 MARKDOWN_COLUMNS = ["task", "regime", "n real+syn", "generator", "vs", "reference", "arm", "Δ", "95% CI", "p Holm",
                     "verdict", "MDE", "95% CI (t, seeds)", "95% CI (bootstrap, patients)", "p (one-sided t)"]
+EFFICIENCY_TITLE = "transfer efficiency (Δ gen / Δ real_extra)"
+EFFICIENCY_COLUMNS = ["arm", "ratio", "efficiency", "95% CI", "note"]
 
 
 def _p(value: float) -> str:
@@ -51,6 +54,30 @@ def _terminal_table(task: TaskResult) -> Table:
     return table
 
 
+def efficiency_rows(task: TaskResult) -> list[list[str]]:
+    """One row per arm whose comparison with real_only carries a transfer efficiency: arm, ratio, value, interval,
+    note (the reason when there is no value)."""
+    def value(e: TransferEfficiency) -> list[str]:
+        if e.value is None or e.ci_low is None or e.ci_high is None:
+            return ["n/a", ""]
+        return [f"{e.value:.2f}", f"[{e.ci_low:.2f}, {e.ci_high:.2f}]"]
+
+    return [[c.generator, f"{c.ratio:g}", *value(e), e.note or ""]
+            for c in task.comparisons if (e := c.transfer_efficiency) is not None]
+
+
+def _efficiency_table(task: TaskResult, rows: list[list[str]]) -> Table:
+    title = f"{task.task.name} · {task.regime} · {EFFICIENCY_TITLE}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False,
+                  title_justify="left", min_width=len(title))
+    for column in EFFICIENCY_COLUMNS:
+        table.add_column(column, justify="right" if column in ("efficiency", "95% CI") else "left",
+                         no_wrap=column != "note")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def rich_report(result: RunResult) -> Group:
     """One table per task and regime, then how to read them and what the run lacks."""
     seeds = len(result.tasks[0].baseline.seeds) if result.tasks else 0
@@ -63,7 +90,11 @@ def rich_report(result: RunResult) -> Group:
     notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
               for generator, members in result.incomplete.items()]
     notes += verification_notes(result)
-    tables = [part for task in result.tasks for part in (_terminal_table(task), Text(""))]
+    tables = []
+    for task in result.tasks:
+        tables += [_terminal_table(task), Text("")]
+        if rows := efficiency_rows(task):
+            tables += [_efficiency_table(task, rows), Text("")]
     return Group(*tables, *(Text(note, style="dim") for note in notes))
 
 
@@ -86,6 +117,12 @@ def rows(result: RunResult) -> list[list[str]]:
 def markdown(result: RunResult) -> str:
     lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
+    efficiency = [[task.task.name, task.regime, *row] for task in result.tasks for row in efficiency_rows(task)]
+    if efficiency:
+        columns = ["task", "regime", *EFFICIENCY_COLUMNS]
+        lines += [f"\n**{EFFICIENCY_TITLE}**, against real_only at the same ratio (95% Fieller interval)\n",
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in efficiency]
     lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
               for generator, members in result.incomplete.items()]
     lines += [f"\n{note}" for note in verification_notes(result)]

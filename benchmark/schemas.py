@@ -154,6 +154,18 @@ class ArmResult(BaseModel):
 Verdict = Literal["helps", "hurts", "no detectable difference"]
 
 
+class TransferEfficiency(BaseModel):
+    """How much of the real pool's value an arm delivers: Δ(arm) / Δ(real_extra), both against real_only at the
+    same ratio, with Fieller's interval from their joint covariance (`efficiency.transfer_ratio`)."""
+
+    value: float | None = Field(description="The ratio; None when Δ(real_extra) is not distinguishable from 0 "
+                                            "(then `note` says so).")
+    ci_low: float | None = Field(description="Lower bound of the 95% Fieller interval; None with `value`.")
+    ci_high: float | None = Field(description="Upper bound of the 95% Fieller interval; None with `value`.")
+    reference: Literal["real_extra"] = Field(default="real_extra", description="The arm whose Δ is the denominator.")
+    note: str | None = Field(default=None, description="Why there is no value, or how to read this one.")
+
+
 class ComparisonResult(BaseModel):
     generator: str
     ratio: float
@@ -178,6 +190,10 @@ class ComparisonResult(BaseModel):
     p_t_greater: float = Field(description="Secondary: one-sided paired t-test over seeds, H1: the arm scores "
                                            "higher (the paper's test); uncorrected.")
     n_seeds: int
+    transfer_efficiency: TransferEfficiency | None = Field(
+        default=None, description="Against real_only only: Δ / Δ(real_extra) at the same ratio; None where the run "
+                                  "holds no real_extra arm at this ratio, for real_extra itself and for other "
+                                  "references.")
 
 
 class TaskResult(BaseModel):

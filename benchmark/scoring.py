@@ -7,12 +7,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cache import Cache
+from .efficiency import RatioInterval, transfer_ratio
 from .plan import Arm, TaskPlan
 from .predictions import load_predictions
-from .protocol import ALPHA, BASELINE, FamilyMember, family, profiled_meta, required_references
+from .protocol import ALPHA, BASELINE, POOL_CONTROL, FamilyMember, family, profiled_meta, required_references
 from .registry import generator_class, suite_tasks, task_class
 from .samples import Splits
-from .schemas import ArmResult, ComparisonResult, GeneratorMeta, Profile, SeedScore, TaskMeta, TaskResult
+from .schemas import (
+    ArmResult,
+    ComparisonResult,
+    GeneratorMeta,
+    Profile,
+    SeedScore,
+    TaskMeta,
+    TaskResult,
+    TransferEfficiency,
+)
 from .stats import CaseMetric, Comparison, compare, correct, verdict
 from .task import Predictions, Task
 
@@ -37,6 +47,10 @@ METHODS = {
                "every seed and both arms; models fixed)",
     "p_t_greater": "secondary: one-sided paired t-test over seeds, H1: arm > reference (scipy.stats.ttest_rel), "
                    "uncorrected: the paper's test",
+    "transfer_efficiency": "Δ(arm) / Δ(real_extra), both against real_only at the same ratio and seeds; 95% Fieller "
+                           "interval from their joint covariance (per-seed covariance / n_seeds plus the covariance "
+                           "of the paired patient-bootstrap replicates), t at the Satterthwaite df of "
+                           "Δ(arm) − ratio · Δ(real_extra); none when Δ(real_extra)'s primary interval includes 0",
 }
 
 
@@ -95,6 +109,8 @@ class _Pair:
     arm: _Scored
     reference: _Scored
     stats: Comparison
+    efficiency: RatioInterval | None
+    """Against real_only where the run holds real_extra at the arm's ratio (never for real_extra itself)."""
 
 
 def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
@@ -125,7 +141,10 @@ def _pairs(index: int, item: TaskPredictions, n_boot: int) -> tuple[_Scored, lis
                 continue  # counted as a missing member of the arm's family
             member = FamilyMember(item.task.meta.name, item.regime, arm.ratio, name)
             stats = compare(own.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
-            pairs.append(_Pair(index, member, own, reference, stats))
+            pool = by_name.get((POOL_CONTROL, arm.ratio))
+            efficiency = (transfer_ratio(own.metrics, pool.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
+                          if name == BASELINE and pool is not None and pool is not own else None)
+            pairs.append(_Pair(index, member, own, reference, stats, efficiency))
     return baseline, [scored.result for scored in by_name.values()], pairs
 
 
@@ -166,7 +185,14 @@ def _comparison(pair: _Pair, p_holm: float, p_bonferroni: float, family_size: in
         reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, verdict=verdict(c.delta, p_holm, ALPHA),
         ci=c.primary_ci, p=c.primary_p, p_holm=p_holm, p_bonferroni=p_bonferroni, mde=c.mde, df=c.df,
         se_seeds=c.se_seeds, se_patients=c.se_patients, family_size=family_size, t_ci=c.t_ci, boot_ci=c.boot_ci,
-        p_t_greater=c.p_value, n_seeds=c.n_seeds)
+        p_t_greater=c.p_value, n_seeds=c.n_seeds, transfer_efficiency=_efficiency(pair.efficiency))
+
+
+def _efficiency(ratio: RatioInterval | None) -> TransferEfficiency | None:
+    if ratio is None:
+        return None
+    low, high = ratio.ci or (None, None)
+    return TransferEfficiency(value=ratio.value, ci_low=low, ci_high=high, reference=POOL_CONTROL, note=ratio.note)
 
 
 def _suite_task_metas(suites: set[str], profile: Profile) -> list[TaskMeta]:

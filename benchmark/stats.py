@@ -332,6 +332,32 @@ def _seed_test(
     return float(result.statistic), (mean - half, mean + half), float(result.pvalue)
 
 
+def boot_differences(
+    arms: Sequence[Sequence[CaseMetric]],
+    baseline: Sequence[CaseMetric],
+    patient_ids: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+) -> np.ndarray:
+    """Patient-bootstrap replicates (len(arms), n_boot) of each arm's mean-over-seeds difference from the baseline.
+
+    Every replicate applies one set of patient weights to all seeds of every arm and of the baseline, so the
+    arms' replicates pair: their joint spread is the covariance of their differences under test-set sampling.
+    """
+    n_cases = len(patient_ids)
+    rng = np.random.default_rng(seed)
+    rows_per_block = max(1, _BLOCK_ELEMENTS // n_cases)
+    boot = np.empty((len(arms), n_boot), dtype=np.float64)
+    for start in range(0, n_boot, rows_per_block):
+        rows = min(rows_per_block, n_boot - start)
+        w = patient_bootstrap_weights(patient_ids, rows, rng)
+        for row, arm in zip(boot, arms, strict=True):
+            total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline, strict=True))
+            row[start : start + rows] = total / len(arm)
+    return boot
+
+
 def compare(
     arm: Sequence[CaseMetric],
     baseline: Sequence[CaseMetric],
@@ -364,14 +390,7 @@ def compare(
     diffs = arm_scores - base_scores
     t_stat, t_ci, p_value = _seed_test(arm_scores, base_scores, confidence)
 
-    rng = np.random.default_rng(seed)
-    rows_per_block = max(1, _BLOCK_ELEMENTS // n_cases)
-    boot = np.empty(n_boot, dtype=np.float64)
-    for start in range(0, n_boot, rows_per_block):
-        rows = min(rows_per_block, n_boot - start)
-        w = patient_bootstrap_weights(patient_ids, rows, rng)
-        total = sum(a.weighted(w) - b.weighted(w) for a, b in zip(arm, baseline, strict=True))
-        boot[start : start + rows] = total / len(arm)
+    boot = boot_differences([arm], baseline, patient_ids, n_boot=n_boot, seed=seed)[0]
     alpha = 1 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     primary = combined_interval(diffs, boot, len(np.unique(np.asarray(patient_ids))), confidence)
