@@ -133,6 +133,11 @@ class RunConfig(BaseModel):
 
 
 class SeedScore(BaseModel):
+    """One seed's score. This and the other result models refuse a key they do not know rather than drop it: a
+    submission could otherwise carry a number that no check reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
     seed: int
     score: float
     per_label: dict[str, float] = Field(default_factory=dict)
@@ -141,6 +146,8 @@ class SeedScore(BaseModel):
 
 
 class ArmResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     generator: str
     generator_revision: str
     ratio: float = Field(description="0 for the real-only baseline.")
@@ -158,6 +165,8 @@ class TransferEfficiency(BaseModel):
     """How much of the real pool's value an arm delivers: Δ(arm) / Δ(real_extra), both against real_only at the
     same ratio, with Fieller's interval from their joint covariance (`efficiency.transfer_ratio`)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     value: float | None = Field(description="The ratio; None when Δ(real_extra) is not distinguishable from 0 "
                                             "(then `note` says so).")
     ci_low: float | None = Field(description="Lower bound of the 95% Fieller interval; None with `value`.")
@@ -167,6 +176,8 @@ class TransferEfficiency(BaseModel):
 
 
 class ComparisonResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     generator: str
     ratio: float
     reference: str = Field(description="The arm compared against: real_only, or a reference the protocol names "
@@ -197,6 +208,8 @@ class ComparisonResult(BaseModel):
 
 
 class TaskResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     task: TaskMeta
     regime: str = Field(description="The task's regime (named training size) these arms trained in.")
     n_train_real: int

@@ -74,6 +74,10 @@ HOSTILE = {
                              "created: Value error, is 2286-11-20T17:46:40+00:00, in the future"),
     "a date as a number": (lambda f, t: _edit(f, lambda d: d.update(created=1e10)),
                            "created: Value error, must be an ISO 8601 date and time"),
+    "an unknown key in a comparison": (lambda f, t: _edit(f, lambda d: d["result"]["comparisons"][0].update(
+        foo=1)), "result.comparisons.0.foo: Extra inputs are not permitted"),
+    "an unknown key in a seed's score": (lambda f, t: _edit(f, lambda d: d["result"]["arms"][0]["seeds"][0].update(
+        note="trust me")), "result.arms.0.seeds.0.note: Extra inputs are not permitted"),
     "predictions that unpack to 80 MB": (lambda f, t: _edit(f, _inflated_predictions),
                                          "predictions: not a base64 npz archive (ValueError: unpacks to 80,151,008 "
                                          "bytes, more than the 64,000,000"),
