@@ -3,12 +3,8 @@ practices, as exploratory run options; the protocol's conditions, keys and entri
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import replace
-from datetime import datetime, timezone
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,16 +18,16 @@ from cxrbench.cli import app
 from cxrbench.conditions import ConditionPolicy
 from cxrbench.geometry import IDENTITY_AFFINE
 from cxrbench.plan import TaskPlan, plan_tasks, stage_key
-from cxrbench.registry import generator_class, get_task
+from cxrbench.registry import get_task
 from cxrbench.samples import SampleSet
 from cxrbench.schemas import RunConfig, RunResult
 from cxrbench.synthetic import load_synthetic_set
 from cxrbench.tasks.embedded.tasks import PhantomClassification
 from tests.conftest import TINY
 from tests.test_bad_inputs import _refused_in_one_line, tripwire  # noqa: F401 - tripwire: a fixture
+from tests.test_smoke_profile import refused_entry, refused_submission
 
 runner = CliRunner()
-ORACLE_ENTRY = Path(__file__).resolve().parents[1] / "submissions" / "oracle"
 SINGLE = ConditionPolicy(label_conditions="single")
 UNTRANSFORMED = ConditionPolicy(mask_transforms=False)
 PROTOCOL_DIGESTS = {
@@ -131,28 +127,14 @@ def test_a_policy_changes_the_keys_of_the_tasks_it_changes_only():
         assert (untransformed[key] == value) == (baseline or task == "phantom_cls"), key
 
 
-def _result(tmp_path: Path, **policy) -> Path:
-    result = RunResult(protocol_version="2", cxrbench_version="0", created=datetime.now(timezone.utc),
-                       config=RunConfig(tasks=["phantom_cls"], generators=["oracle"], **policy),
-                       generators=[generator_class("oracle").meta], tasks=[], methods={}, environment={},
-                       wall_seconds=1.0)
-    path = tmp_path / "exploratory.json"
-    path.write_text(result.model_dump_json())
-    return path
-
-
 @pytest.mark.reliability("bad_input")
 @pytest.mark.parametrize("policy, described", [
     ({"label_conditions": "single"}, "single-disease label conditions, masks randomly transformed"),
     ({"mask_transforms": False}, "multi-label label conditions, masks untransformed"),
 ], ids=["single_labels", "untransformed_masks"])
 def test_submit_refuses_an_exploratory_policy_in_one_line(tmp_path, policy, described):
-    path = _result(tmp_path, **policy)
-    _refused_in_one_line(["submit", str(path), "--generator-yaml", str(ORACLE_ENTRY / "generator.yaml"),
-                          "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "submissions")],
-                         f"{path} is an exploratory run ({described}), not the protocol's conditions: submit a run "
-                         f"without --label-conditions or --no-mask-transforms")
-    assert not (tmp_path / "submissions" / "oracle").exists()
+    refused_submission(tmp_path, f"is an exploratory run ({described}), not the protocol's conditions: submit a run "
+                                 f"without --label-conditions or --no-mask-transforms", **policy)
 
 
 @pytest.mark.reliability("hostile_file")
@@ -161,15 +143,7 @@ def test_submit_refuses_an_exploratory_policy_in_one_line(tmp_path, policy, desc
     ("mask_transforms", False, "config.mask_transforms: is false; the protocol's is true"),
 ], ids=["single_labels", "untransformed_masks"])
 def test_validate_refuses_an_entry_that_claims_an_exploratory_policy(tmp_path, field, value, expected):
-    entry = tmp_path / "oracle"
-    entry.mkdir()
-    shutil.copy(ORACLE_ENTRY / "generator.yaml", entry)
-    task_file = json.loads((ORACLE_ENTRY / "embedded__phantom_cls__scarce.json").read_text())
-    task_file["config"][field] = value
-    (entry / "embedded__phantom_cls__scarce.json").write_text(json.dumps(task_file))
-    result = runner.invoke(app, ["validate", str(entry)])
-    assert result.exit_code == 2
-    assert expected in result.output
+    assert expected in refused_entry(tmp_path, **{field: value})
 
 
 @pytest.mark.reliability("bad_input")
