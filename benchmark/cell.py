@@ -24,7 +24,8 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
     task = get_task(cell.task)
     if not cache.is_complete("synthetic", cell.synthetic_key):
         generator = ready_generator(cell, cache, splits.train)
-        conditions = task.conditions(splits.train, cell.n_synthetic, seed=cell.seed)
+        conditions = task.conditions(splits.train, cell.n_synthetic, seed=cell.seed,
+                                     policy=cell.condition_policy)
         pool = load_pool(cell.task, cell.data_root, cell.train_size, str(cache.root)) \
             if generator.meta.needs_pool else None
         with blamed_on(type(generator), place(cell.task, cell.regime, cell.seed)):

@@ -66,3 +66,30 @@ class MaskCondition(_Condition):
 
 
 Condition = Annotated[LabelCondition | TextCondition | MaskCondition, Field(discriminator="kind")]
+
+
+class ConditionPolicy(BaseModel):
+    """How a task draws its conditions. The protocol's policy is the default: whole label vectors of real training
+    rows (multi-label, co-occurrence kept) and randomly transformed masks; any other is an exploratory run, as the
+    paper's best practices (single-disease labels, transformed masks) are measured, never a submission."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label_conditions: Literal["multi", "single"] = Field(
+        default="multi", description="multi: a training row's label vector as it is; single: at most one of its "
+                                     "positive findings, chosen at random, the others set to 0.")
+    mask_transforms: bool = Field(default=True, description="Whether a mask condition is a training mask under a "
+                                                            "small random affine (True) or the mask as it is.")
+
+    def changes(self) -> dict[str, object]:
+        """The settings that differ from the protocol's (empty for the protocol's policy)."""
+        return self.model_dump(exclude_defaults=True)
+
+    def describe(self) -> str:
+        """One line for a report, e.g. 'single-disease label conditions, masks untransformed'."""
+        labels = "single-disease" if self.label_conditions == "single" else "multi-label"
+        masks = "randomly transformed" if self.mask_transforms else "untransformed"
+        return f"{labels} label conditions, masks {masks}"
+
+
+PROTOCOL_POLICY = ConditionPolicy()

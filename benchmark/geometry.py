@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+IDENTITY_AFFINE = {"rotate_deg": 0.0, "scale": 1.0, "translate_y": 0.0, "translate_x": 0.0}
+"""The affine that moves nothing, in `random_affine`'s parameters."""
+
 
 def random_affine(rng: np.random.Generator, *, max_rotate_deg: float = 10.0, max_scale: float = 0.1,
                   max_translate: float = 0.06) -> dict[str, float]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .cache import content_key
 from .code_identity import code_identity
+from .conditions import PROTOCOL_POLICY, ConditionPolicy
 from .errors import ConfigError, GeneratorError
 from .generator import Generator
 from .generator_faults import blamed_on, place
@@ -62,6 +63,8 @@ class Cell:
     fit_key: str | None = None
     data_key: str = ""
     """The task data's key: fit keys of the generators a generator refines are computed from it."""
+    condition_policy: ConditionPolicy = PROTOCOL_POLICY
+    """How the task draws the conditions of the cell's synthetic set."""
 
     @property
     def has_synthetic(self) -> bool:
@@ -166,6 +169,7 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
     ratios = config.ratios or covered.default_ratios
     common = {"task": name, "regime": regime, "train_size": train_size, "device": config.device, "data_key": data,
               "data_root": root}
+    policy = task.policy_key(config.condition_policy)
     recipe = task.recipe()
 
     def cell_key(synthetic: str | None, seed: int) -> str:
@@ -198,10 +202,12 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
                 continue
             cells = []
             for s in seeds:
-                synthetic = stage_key("synthetic", {"revision": revision, "data": data, "n": n, "seed": s})
+                synthetic = stage_key("synthetic", {"revision": revision, "data": data, "n": n, "seed": s,
+                                                    **({"conditions": policy} if policy else {})})
                 cells.append(Cell(seed=s, key=cell_key(synthetic, s), generator=generator_name,
                                   generator_config=generator.config, ratio=ratio, n_synthetic=n,
-                                  synthetic_key=synthetic, fit_key=fitted, **common))
+                                  synthetic_key=synthetic, fit_key=fitted,
+                                  condition_policy=config.condition_policy, **common))
             arms.append(Arm(generator_name, revision, ratio, cells))
     return TaskPlan(task, regime, train_size, splits, seeds, baseline, arms)
 

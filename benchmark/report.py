@@ -89,6 +89,7 @@ def rich_report(result: RunResult) -> Group:
              "power. Secondary numbers: --format markdown or json."]
     notes += [f"incomplete: {generator} lacks {', '.join(members)} (counted as p = 1)"
               for generator, members in result.incomplete.items()]
+    notes += policy_notes(result)
     notes += verification_notes(result)
     tables = []
     for task in result.tasks:
@@ -125,16 +126,23 @@ def markdown(result: RunResult) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in efficiency]
     lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
               for generator, members in result.incomplete.items()]
-    lines += [f"\n{note}" for note in verification_notes(result)]
+    lines += [f"\n{note}" for note in [*policy_notes(result), *verification_notes(result)]]
     return "\n".join(lines) + "\n"
+
+
+def policy_notes(result: RunResult) -> list[str]:
+    """The run's condition policy where it is not the protocol's: an exploratory run, never submitted."""
+    policy = result.config.condition_policy
+    return [f"conditions: {policy.describe()} (exploratory, not the protocol's: never submitted)"] \
+        if policy.changes() else []
 
 
 def verification_notes(result: RunResult) -> list[str]:
     """The verification level each generator's entry would get from this run, and what the levels shown mean; none
-    for a smoke run, which is never submitted."""
+    for a smoke run or an exploratory condition policy, which are never submitted."""
     from .verification import level_notes, run_levels
 
-    if result.config.profile != "protocol":
+    if result.config.profile != "protocol" or result.config.condition_policy.changes():
         return []
 
     tasks: dict[str, list[str]] = {}

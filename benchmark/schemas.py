@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .conditions import ConditionPolicy
 from .protocol import RESULT_SCHEMA_VERSION
 
 Conditioning = Literal["label", "text", "mask"]
@@ -96,6 +97,16 @@ class RunConfig(BaseModel):
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?|mps)$", description="cpu, cuda, cuda:N or mps.")
     generator_config: dict[str, dict] = Field(
         default_factory=dict, description="Options per generator name (e.g. a preset, a local weights path).")
+    label_conditions: Literal["multi", "single"] = Field(
+        default="multi", description="The tasks' label conditions: multi (the protocol's: real label vectors) or "
+                                     "single (at most one finding each); see ConditionPolicy. Single: exploratory.")
+    mask_transforms: bool = Field(default=True, description="Whether mask conditions are randomly transformed "
+                                  "(the protocol's) or the training masks as they are (exploratory).")
+
+    @property
+    def condition_policy(self) -> ConditionPolicy:
+        """How the run's tasks draw their conditions."""
+        return ConditionPolicy(label_conditions=self.label_conditions, mask_transforms=self.mask_transforms)
 
     @model_validator(mode="after")
     def _one_way_to_size(self) -> RunConfig:

@@ -146,6 +146,9 @@ def _load_result(result_path: Path) -> RunResult:
     if result.config.first_seed != 0:
         raise DataError(f"{result_path} is a run from seed {result.config.first_seed}; the protocol's seeds start at "
                         f"0: submit a run without --first-seed")
+    if result.config.condition_policy.changes():
+        raise DataError(f"{result_path} is an exploratory run ({result.config.condition_policy.describe()}), not the "
+                        f"protocol's conditions: submit a run without --label-conditions or --no-mask-transforms")
     return result
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .conditions import Condition
+from .conditions import PROTOCOL_POLICY, Condition, ConditionPolicy
 from .errors import ConfigError
 from .samples import SampleSet, Splits
 from .schemas import SmokeSettings, TaskMeta
@@ -88,9 +88,18 @@ class Task(ABC):
     def fingerprint(self, root: Path | None) -> dict[str, Any]:
         """Everything that identifies the data this task loads (enters every cache key)."""
 
+    policy_settings: ClassVar[frozenset[str]] = frozenset()
+    """The `ConditionPolicy` settings this task's conditions follow (the others leave them unchanged)."""
+
     @abstractmethod
-    def conditions(self, train: SampleSet, n: int, *, seed: int) -> list[Condition]:
-        """`n` conditions drawn from the real training distribution; identical for every generator."""
+    def conditions(self, train: SampleSet, n: int, *, seed: int,
+                   policy: ConditionPolicy = PROTOCOL_POLICY) -> list[Condition]:
+        """`n` conditions drawn from the real training distribution under `policy`; identical for every generator."""
+
+    def policy_key(self, policy: ConditionPolicy) -> dict[str, Any]:
+        """What `policy` changes in this task's conditions: part of a synthetic set's key where not empty, so that the
+        protocol's policy (and a setting the task ignores) keeps the keys, and the cached sets, it always had."""
+        return {name: value for name, value in policy.changes().items() if name in self.policy_settings}
 
     @abstractmethod
     def recipe(self) -> dict[str, Any]:

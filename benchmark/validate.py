@@ -211,6 +211,9 @@ def _check_protocol(submission: TaskSubmission, task: Task, add) -> None:
                       "(train_size and regimes null)")
     if config.n_boot != defaults["n_boot"].default:
         add("config.n_boot", f"is {config.n_boot}; the protocol uses {defaults['n_boot'].default} bootstrap resamples")
+    for name, value in config.condition_policy.changes().items():
+        add(f"config.{name}", f"is {json.dumps(value)}; the protocol's is {json.dumps(defaults[name].default)} (other "
+                              f"condition policies are exploratory runs, not entries)")
     expected = list(range(meta.default_seeds))
     result = submission.result
     arms = [("result.baseline", result.baseline), *((f"result.arms[{i}]", a) for i, a in enumerate(result.arms))]

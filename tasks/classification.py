@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.conditions import Condition, LabelCondition
+from cxrbench.conditions import PROTOCOL_POLICY, Condition, ConditionPolicy, LabelCondition
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.stats import MacroF1
 from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
@@ -24,13 +24,18 @@ from .downstream.training import Schedule, predict
 class ClassificationTask(Task):
     model: ClassVar[ClassifierName]
     schedule: ClassVar[Schedule]
+    policy_settings: ClassVar[frozenset[str]] = frozenset({"label_conditions"})
 
-    def conditions(self, train: SampleSet, n: int, *, seed: int) -> list[Condition]:
-        """Label vectors resampled from the real training rows, so label co-occurrence stays real."""
+    def conditions(self, train: SampleSet, n: int, *, seed: int,
+                   policy: ConditionPolicy = PROTOCOL_POLICY) -> list[Condition]:
+        """Label vectors resampled from the real training rows, so label co-occurrence stays real; under single label
+        conditions the same rows, each keeping one of its positive findings at random (none: no finding)."""
         rng = np.random.default_rng([seed, 101])
-        rows = rng.integers(0, len(train), size=n)
+        labels = train.labels[rng.integers(0, len(train), size=n)]
+        if policy.label_conditions == "single":
+            labels = _one_finding_each(labels, rng)
         names = self.meta.labels
-        return [LabelCondition(labels={k: int(v) for k, v in zip(names, train.labels[r])}) for r in rows]
+        return [LabelCondition(labels={k: int(v) for k, v in zip(names, row)}) for row in labels]
 
     def recipe(self) -> dict[str, Any]:
         return {"model": self.model, "schedule": self.schedule.__dict__,
@@ -79,6 +84,16 @@ class ClassificationTask(Task):
         metric = MacroF1(pred, target)
         per_label = dict(zip(self.class_names(), map(float, metric.per_label()), strict=True))
         return TestScores(metric, per_label, _auroc(predictions["test_prob"], splits.test.labels))
+
+
+def _one_finding_each(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`labels` with every row of several positives reduced to one of them, drawn uniformly by `rng`."""
+    single = np.zeros_like(labels)
+    for row, findings in enumerate(labels):
+        positives = np.flatnonzero(findings)
+        if positives.size:
+            single[row, rng.choice(positives)] = 1
+    return single
 
 
 def _auroc(prob: np.ndarray, target: np.ndarray) -> dict[str, float]:

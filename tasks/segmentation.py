@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxrbench.conditions import Condition, MaskCondition
-from cxrbench.geometry import apply_affine, random_affine
+from cxrbench.conditions import PROTOCOL_POLICY, Condition, ConditionPolicy, MaskCondition
+from cxrbench.geometry import IDENTITY_AFFINE, apply_affine, random_affine
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.stats import MeanOfCases
 from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
@@ -21,18 +21,23 @@ from .downstream.training import Schedule
 class SegmentationTask(Task):
     channels: ClassVar[tuple[int, ...]]
     schedule: ClassVar[Schedule]
+    policy_settings: ClassVar[frozenset[str]] = frozenset({"mask_transforms"})
 
-    def conditions(self, train: SampleSet, n: int, *, seed: int) -> list[Condition]:
-        """Real training masks under a small random affine; empty masks stay empty (finding-free images)."""
+    def conditions(self, train: SampleSet, n: int, *, seed: int,
+                   policy: ConditionPolicy = PROTOCOL_POLICY) -> list[Condition]:
+        """Real training masks under a small random affine (without mask transforms: as they are, with the identity
+        as their `transform`); empty masks stay empty (finding-free images). Single label conditions change nothing:
+        a segmentation task has one label."""
         if train.masks is None:
             raise ValueError(f"task {self.meta.name}: training split has no masks")
         rng = np.random.default_rng([seed, 202])
         label = self.meta.labels[0]
         conditions: list[Condition] = []
         for row in rng.integers(0, len(train), size=n):
-            params = random_affine(rng)
+            params = random_affine(rng) if policy.mask_transforms else dict(IDENTITY_AFFINE)
             source = train.masks[row]
-            mask = apply_affine(source, params, nearest=True) if source.any() else source.copy()
+            moved = policy.mask_transforms and source.any()
+            mask = apply_affine(source, params, nearest=True) if moved else source.copy()
             conditions.append(MaskCondition(labels={label: int(mask.any())}, mask=mask,
                                             source_id=str(train.sample_ids[row]), transform=params))
         return conditions

@@ -64,38 +64,50 @@ def test_a_smoke_cell_is_the_protocols_cell_of_its_regime_and_seed():
     assert {c.key for c in smoke[0].cells()} < {c.key for c in protocol[0].cells()}
 
 
-def _smoke_result(tmp_path: Path) -> Path:
-    result = RunResult(protocol_version="2", smoke_profile_version=SMOKE_PROFILE_VERSION, cxrbench_version="0",
-                       created=datetime.now(timezone.utc),
-                       config=RunConfig(tasks=["phantom_cls"], generators=["oracle"], profile="smoke"),
-                       generators=[generator_class("oracle").meta], tasks=[], methods={}, environment={},
-                       wall_seconds=1.0)
-    path = tmp_path / "smoke.json"
+def oracle_result_file(path: Path, **config) -> Path:
+    """A result of the oracle on phantom_cls with no tasks scored, run with `config`, written to `path`."""
+    config = RunConfig(tasks=["phantom_cls"], generators=["oracle"], **config)
+    result = RunResult(protocol_version="2", cxrbench_version="0", created=datetime.now(timezone.utc),
+                       smoke_profile_version=SMOKE_PROFILE_VERSION if config.profile == "smoke" else None,
+                       config=config, generators=[generator_class("oracle").meta], tasks=[], methods={},
+                       environment={}, wall_seconds=1.0)
     path.write_text(result.model_dump_json())
     return path
 
 
-@pytest.mark.reliability("bad_input")
-def test_submit_refuses_a_smoke_result(tmp_path):
-    path = _smoke_result(tmp_path)
+def refused_submission(tmp_path: Path, expected: str, **config) -> None:
+    """`cxrbench submit` of an oracle result run with `config` fails in one line, `<result path> <expected>`, and
+    publishes nothing."""
+    path = oracle_result_file(tmp_path / "result.json", **config)
     _refused_in_one_line(["submit", str(path), "--generator-yaml", str(ORACLE_ENTRY / "generator.yaml"),
                           "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "submissions")],
-                         f"{path} is a run of the smoke profile, a regression check for `cxrbench check`, not the "
-                         f"protocol: submit a run without --profile")
+                         f"{path} {expected}")
     assert not (tmp_path / "submissions" / "oracle").exists()
 
 
-@pytest.mark.reliability("hostile_file")
-def test_validate_refuses_an_entry_that_holds_a_smoke_run(tmp_path):
+def refused_entry(tmp_path: Path, **config) -> str:
+    """What `cxrbench validate` says of the oracle's phantom_cls entry whose config claims `config` (it fails)."""
     entry = tmp_path / "oracle"
     entry.mkdir()
     shutil.copy(ORACLE_ENTRY / "generator.yaml", entry)
     task_file = json.loads((ORACLE_ENTRY / "embedded__phantom_cls__scarce.json").read_text())
-    task_file["config"]["profile"] = "smoke"
+    task_file["config"].update(config)
     (entry / "embedded__phantom_cls__scarce.json").write_text(json.dumps(task_file))
     result = runner.invoke(app, ["validate", str(entry)])
     assert result.exit_code == 2
-    assert "config.profile: is 'smoke'; an entry holds a run of the protocol (profile 'protocol')" in result.output
+    return result.output
+
+
+@pytest.mark.reliability("bad_input")
+def test_submit_refuses_a_smoke_result(tmp_path):
+    refused_submission(tmp_path, "is a run of the smoke profile, a regression check for `cxrbench check`, not the "
+                                 "protocol: submit a run without --profile", profile="smoke")
+
+
+@pytest.mark.reliability("hostile_file")
+def test_validate_refuses_an_entry_that_holds_a_smoke_run(tmp_path):
+    assert "config.profile: is 'smoke'; an entry holds a run of the protocol (profile 'protocol')" in \
+        refused_entry(tmp_path, profile="smoke")
 
 
 def _generated(name: str, seed: int, **options) -> np.ndarray:

@@ -36,6 +36,11 @@ class RunProfile(str, Enum):
     smoke = "smoke"
 
 
+class LabelConditions(str, Enum):
+    multi = "multi"
+    single = "single"
+
+
 def run(
     generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
     task: Annotated[str | None, typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
@@ -51,6 +56,12 @@ def run(
                        ] = RunProfile.protocol,
     first_seed: Annotated[int, typer.Option(help="The arms' first seed (seeds first_seed, first_seed + 1, ...); "
                                                  "another start repeats a check on new seeds.")] = 0,
+    label_conditions: Annotated[LabelConditions, typer.Option(
+        help="multi: the protocol's label conditions (real label vectors); single: at most one finding each "
+             "(exploratory, never submitted).")] = LabelConditions.multi,
+    mask_transforms: Annotated[bool, typer.Option(
+        help="Randomly transform the real masks of mask conditions (the protocol's); --no-mask-transforms: the masks "
+             "as they are (exploratory, never submitted).")] = True,
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
@@ -76,6 +87,7 @@ def run(
                            generators=given_names(generator, "--generator"), ratios=parse_ratios(ratios), seeds=seeds,
                            regimes=given_names(regimes, "--regimes"), train_size=train_size, n_boot=n_boot,
                            first_seed=first_seed, profile=profile.value, data_root=data_root, device=device,
+                           label_conditions=label_conditions.value, mask_transforms=mask_transforms,
                            generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         suffix = "_smoke" if config.profile == "smoke" else ""
