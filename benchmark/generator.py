@@ -87,6 +87,11 @@ class Generator(ABC):
         depends on the pool's data as well as on the training split's (the fit key holds both)."""
         return False
 
+    def from_scratch(self) -> Generator:
+        """The same generator without its pretraining, for a regime whose pretraining pool is empty (the whole
+        training split is the regime's: nothing else to learn from). Only a generator that `pretrains` needs it."""
+        raise GeneratorError(f"{self.meta.name} pretrains but has no way to train without its pretraining pool")
+
     def start_from(self, parent: Generator) -> None:
         """Take over the fitted state of `refines()`'s generator; `fit` then refines it."""
         raise GeneratorError(f"{self.meta.name} refines no other generator")

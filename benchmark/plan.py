@@ -188,6 +188,10 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
             continue
         with blamed_on(generator_class(generator_name), place(name, regime)):
             generator = generator_class(generator_name)(task.meta, **config.generator_config.get(generator_name, {}))
+            if generator.pretrains() and task.pretraining_pool_is_empty(config.data_root, train_size=train_size):
+                log.warning("%s trains from scratch in regime %s of %s: the regime uses the whole training split, "
+                            "which leaves no pretraining pool", generator_name, regime, name)
+                generator = generator.from_scratch()
             fitted = fit_key(generator, data, partial(pretraining_key, task, config.data_root, train_size)) \
                 if generator.trainable else None
             if fitted:

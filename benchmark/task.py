@@ -80,6 +80,12 @@ class Task(ABC):
         cache key): a fit on it is shared by every regime and seed whose pool is the same."""
         raise self._no_pretraining_pool()
 
+    def pretraining_pool_is_empty(self, root: Path | None, *, train_size: int | None) -> bool:
+        """Whether the regime leaves nothing to pretrain on (a pool drawn from the training split, in a regime that
+        uses all of it): a pretraining generator then trains from scratch there. False for a task with a pool of its
+        own, and for one with none at all (asking for its pool is refused)."""
+        return False
+
     def _no_pretraining_pool(self) -> ConfigError:
         return ConfigError(f"task {self.meta.name} declares no pretraining pool: train its generators from scratch "
                            f"(e.g. ldm_text: {{init: scratch}})")

@@ -10,7 +10,7 @@ from cxrbench.cache import Cache
 from cxrbench.errors import DataError, GeneratorError
 from cxrbench.fitting import ready_generator
 from cxrbench.generators.ldm.generator import LatentDiffusionGenerator
-from cxrbench.plan import checked_config, fit_key, plan_task
+from cxrbench.plan import checked_config, fit_key, plan_task, plan_tasks
 from cxrbench.registry import generator_class, get_task
 from cxrbench.schemas import DatasetRef, RunConfig
 from cxrbench.task import Task
@@ -55,16 +55,21 @@ def test_the_open_pool_is_the_training_split_outside_the_regimes_subset(task_nam
     assert fingerprints[0] != fingerprints[1]
 
 
-@pytest.mark.reliability("bad_input")
-@pytest.mark.usefixtures("tripwire")
-def test_a_pretrained_ldm_in_an_open_regime_without_a_pool_is_refused_in_one_line(tmp_path):
-    covid_subset(tmp_path, 20)
-    (tmp_path / "ldm.yaml").write_text("ldm_mask: {preset: tiny, init: pretrained}\n")
-    _refused_in_one_line(["run", "-g", "ldm_mask", "--generator-config", str(tmp_path / "ldm.yaml"), "--task",
-                          "covid_lung_seg", "--regimes", "full", "--data-root", str(tmp_path), "--cache-dir",
-                          str(tmp_path / "cache")],
-                         "task covid_lung_seg: a regime of the whole training split leaves no training image outside "
-                         "its subset to pretrain on")
+def test_a_pretrained_ldm_trains_from_scratch_in_an_open_regime_without_a_pool(tmp_path, caplog):
+    """The open suite's whole-training-split regime leaves no image outside it to pretrain on: there the pretrained
+    LDM's arm is the scratch one (its config, fit key and revision), said in a warning; the scarce regime pretrains."""
+    covid_subset(tmp_path, 60)
+    config = RunConfig(tasks=["covid_lung_seg"], generators=["ldm_mask"], data_root=tmp_path,
+                       generator_config={"ldm_mask": {"preset": "tiny", "init": "pretrained"}})
+    scratch = RunConfig(tasks=["covid_lung_seg"], generators=["ldm_mask"], data_root=tmp_path,
+                        generator_config={"ldm_mask": {"preset": "tiny", "init": "scratch"}})
+    arms = {plan.regime: plan.arms[0] for plan in plan_tasks(config, tmp_path / "cache")}
+    scratch_full = next(plan for plan in plan_tasks(scratch, tmp_path / "cache") if plan.regime == "full").arms[0]
+    assert arms["full"].cells[0].generator_config["init"] == "scratch"
+    assert arms["full"].cells[0].fit_key == scratch_full.cells[0].fit_key
+    assert arms["full"].revision == scratch_full.revision
+    assert arms["scarce"].cells[0].generator_config["init"] == "pretrained"
+    assert "ldm_mask trains from scratch in regime full of covid_lung_seg" in caplog.text
 
 
 @pytest.mark.reliability("bad_input")

@@ -78,6 +78,9 @@ class LatentDiffusionGenerator(Generator):
         pretraining.fit_source = "pretraining"
         return pretraining
 
+    def from_scratch(self) -> LatentDiffusionGenerator:
+        return type(self)(self.task, device=self.device, **{**self.config, "init": "scratch"})
+
     def start_from(self, parent: Generator) -> None:
         if not (isinstance(parent, LatentDiffusionGenerator) and parent.fit_source == "pretraining"):
             raise GeneratorError(f"{self.meta.name} fine-tunes its own fit on the pretraining pool, not "

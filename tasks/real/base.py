@@ -136,7 +136,8 @@ class RealTask:
     def pretraining_pool(self, root: Path | None, *, train_size: int | None,
                          cache_dir: Path | None = None) -> SampleSet:
         """The open suite's: the regime's pool (`pool`, real_extra's source), so one pretrained fit per regime.
-        Refused where the regime uses the whole training split, which leaves no image outside it."""
+        Refused where the regime uses the whole training split, which leaves no image outside it (the plan trains a
+        pretraining generator from scratch there: `pretraining_pool_is_empty`)."""
         self._refuse_no_pool(root, train_size)
         return self.pool(root, train_size=train_size, cache_dir=cache_dir)
 
@@ -145,6 +146,9 @@ class RealTask:
         ids = "\n".join(s.sample_id for s in self._pool_studies(root, train_size))
         return {**self.fingerprint(root), "pool": "training split outside the regime's subset",
                 "ids_sha256": hashlib.sha256(ids.encode()).hexdigest()}
+
+    def pretraining_pool_is_empty(self, root: Path | None, *, train_size: int | None) -> bool:
+        return not self._pool_studies(root, train_size)
 
     def _refuse_no_pool(self, root: Path | None, train_size: int | None) -> None:
         if not self._pool_studies(root, train_size):

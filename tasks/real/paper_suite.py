@@ -72,6 +72,10 @@ class _UserCorpus(RealTask):
                          cache_dir: Path | None = None) -> SampleSet:
         return self._sample_set(self._corpus_studies(root, train_size), cache_dir)
 
+    def pretraining_pool_is_empty(self, root: Path | None, *, train_size: int | None) -> bool:
+        """Never: the corpus lies outside the task's data, so even a regime of the whole training split has it."""
+        return False
+
     def pretraining_fingerprint(self, root: Path | None, *, train_size: int | None) -> dict[str, Any]:
         self._corpus_studies(root, train_size)
         return {"task": self.meta.name, "pool": "user corpus", **self.copy_identity(self.corpus_dir(root))}
