@@ -15,6 +15,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,14 +152,18 @@ class Display:
         return self._queue
 
     def _drain_queue(self) -> None:
-        while (update := self._queue.get()) is not None:
-            self.apply(update)
+        try:
+            while (update := self._queue.get()) is not None:
+                self.apply(update)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return  # a worker killed mid-message: its row stays as it was; the run reports the failure itself
 
     def close(self) -> None:
-        """Stops draining once the updates already sent are shown (the workers have exited by then)."""
+        """Stops draining once the updates already sent are shown (the workers have exited by then); a drain stuck
+        on a killed worker's half-written message is left behind (a daemon thread), not waited for."""
         if self._queue is not None:
             self._queue.put(None)
-            self._drain.join()
+            self._drain.join(timeout=5)
             self._queue.close()
 
 
