@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import progress
 from .cache import Cache
 from .fitting import ready_generator
 from .generator_faults import blamed_on, place
@@ -28,7 +29,9 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
                                      policy=cell.condition_policy)
         pool = load_pool(cell.task, cell.data_root, cell.train_size, str(cache.root)) \
             if generator.meta.needs_pool else None
-        with blamed_on(type(generator), place(cell.task, cell.regime, cell.seed)):
+        where = place(cell.task, cell.regime, cell.seed)
+        with blamed_on(type(generator), where), \
+                progress.stage(f"{cell.generator}: sampling {len(conditions)} images {where}"):
             if pool is not None:
                 images, conditions = generator.draw(conditions, pool, seed=cell.seed)
             else:

@@ -1,7 +1,8 @@
-"""The local executor: cells in a pool of worker processes, with a rich progress bar.
+"""The local executor: cells in a pool of worker processes, with a bar on the run's progress display.
 
 Cells pin torch to one thread each (see the downstream training loop), so a pool of one worker
-per core uses the machine fully and gives the same numbers as running the cells one by one.
+per core uses the machine fully and gives the same numbers as running the cells one by one. Workers draw
+nothing: their stages (sampling) reach the parent's display through the channel their initializer is given.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from . import progress
 from .cell import run_cell
 from .plan import Cell
 
@@ -41,27 +41,32 @@ def die_with_parent() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def start_worker() -> None:
-    """A worker's initializer: it dies with its parent (`die_with_parent`), and leaves the warnings about plugins
-    that failed to load to the parent, which gave them once already (each worker loads the plugins again)."""
+def start_worker(channel: progress.Queue | None) -> None:
+    """A worker's initializer: it dies with its parent (`die_with_parent`), reports its stages to the parent's
+    display through `channel`, and leaves the warnings about plugins that failed to load to the parent, which gave
+    them once already (each worker loads the plugins again)."""
     die_with_parent()
+    progress.report_to(channel)
     logging.getLogger("cxrbench.registry").setLevel(logging.ERROR)
 
 
-def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progress: bool = True) -> None:
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned workers set up by `start_worker`: each reports its stages to this run's display, if one is shown."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=start_worker, initargs=(progress.channel(),))
+
+
+def execute(cells: Sequence[Cell], cache_root: str, *, workers: int) -> None:
     if not cells:
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task("cells", total=len(cells))
+    with progress.bar("cells", total=len(cells)) as bar:
         if workers <= 1:
             for cell in cells:
-                progress.update(bar, description=_label(cell))
+                bar.describe(f"cells: {_label(cell)}")
                 run_cell(cell, cache_root)
-                progress.advance(bar)
+                bar.advance()
             return
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=start_worker) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(run_cell, cell, cache_root): cell for cell in cells}
             for future in as_completed(futures):
                 try:
@@ -69,5 +74,5 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int, show_progre
                 except BaseException:  # the first failure ends the run: the queued cells are not started
                     pool.shutdown(cancel_futures=True)
                     raise
-                progress.update(bar, description=_label(futures[future]))
-                progress.advance(bar)
+                bar.describe(f"cells: {_label(futures[future])} done")
+                bar.advance()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from . import progress
 from .cache import Cache
 from .generator import Generator
 from .generator_faults import blamed_on, place
@@ -32,9 +33,17 @@ class FitData:
     key: str
     pool: Callable[[], SampleSet]
     pool_key: Callable[[], str]
+    task: str
+    regime: str | None
 
     def samples_for(self, generator: Generator) -> SampleSet:
         return self.pool() if generator.fit_source == "pretraining" else self.train
+
+    def stage(self, generator: Generator, *, continued: bool) -> str:
+        """What fitting `generator` is called on the progress display; `continued`: it starts from another fit."""
+        if generator.fit_source == "pretraining":
+            return f"{generator.meta.name}: pretraining on {self.task}'s pool"
+        return f"{generator.meta.name}: {'fine-tuning' if continued else 'fitting'} {place(self.task, self.regime)}"
 
 
 def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
@@ -51,7 +60,7 @@ def ready_generator(cell: Cell, cache: Cache, train: SampleSet) -> Generator:
         root = None if cell.data_root is None else Path(cell.data_root)
         data = FitData(train, cell.data_key,
                        partial(load_pretraining_pool, cell.task, cell.data_root, cell.train_size, str(cache.root)),
-                       partial(pretraining_key, task, root, cell.train_size))
+                       partial(pretraining_key, task, root, cell.train_size), cell.task, cell.regime)
         return fitted(generator, cache, data)
 
 
@@ -64,7 +73,8 @@ def fitted(generator: Generator, cache: Cache, data: FitData) -> Generator:
             generator.start_from(fitted(parent, cache, data))
         samples = data.samples_for(generator)
         with cache.writing("fit", key, {"generator": generator.meta.name, "config": generator.config}) as out:
-            with tempfile.TemporaryDirectory() as workdir:
+            with progress.stage(data.stage(generator, continued=parent is not None)), \
+                    tempfile.TemporaryDirectory() as workdir:
                 generator.fit(samples, seed=FIT_SEED, workdir=Path(workdir))
             generator.save(out)
     generator.load(cache.path("fit", key))

@@ -8,7 +8,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
+from rich.console import Console
+
+from . import __version__, progress
 from .cache import Cache
 from .executor import execute
 from .fitting import ready_generator
@@ -33,13 +35,16 @@ def _fit_trainable_generators(plans: list[TaskPlan], cache: Cache, wanted: set[s
                 ready_generator(cell, cache, plan.splits.train)
 
 
-def compute(plans: list[TaskPlan], cells: list[Cell], cache: Cache, *, workers: int, show_progress: bool) -> None:
-    """Put `cells` (of `plans`) into the cache: fit their generators first, then train the missing cells."""
+def compute(plans: list[TaskPlan], cells: list[Cell], cache: Cache, *, workers: int, show_progress: bool,
+            console: Console | None = None) -> None:
+    """Put `cells` (of `plans`) into the cache: fit their generators first, then train the missing cells; with
+    `show_progress`, on one display (`progress`) on `console` (default: stderr) when that is a terminal."""
     wanted = {cell.key for cell in cells}
-    _fit_trainable_generators(plans, cache, wanted)
-    missing = [cell for cell in cells if not cache.is_complete("downstream", cell.key)]
-    log.info("%d of %d cells to compute", len(missing), len(cells))
-    execute(missing, str(cache.root), workers=workers, show_progress=show_progress)
+    with progress.showing(show_progress, console):
+        _fit_trainable_generators(plans, cache, wanted)
+        missing = [cell for cell in cells if not cache.is_complete("downstream", cell.key)]
+        log.info("%d of %d cells to compute", len(missing), len(cells))
+        execute(missing, str(cache.root), workers=workers)
 
 
 def _environment() -> dict[str, str]:
@@ -56,13 +61,14 @@ def _environment() -> dict[str, str]:
     return {**env, **kernel_settings(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
-def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress: bool = True) -> RunResult:
+def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress: bool = True,
+        console: Console | None = None) -> RunResult:
     started = time.perf_counter()
     config = checked_config(config)
     cache = Cache(cache_root)
     plans = plan_tasks(config, cache.root)
     compute(plans, [cell for plan in plans for cell in plan.cells()], cache, workers=workers,
-            show_progress=show_progress)
+            show_progress=show_progress, console=console)
     scored = score_run(plans, cache, n_boot=config.n_boot, profile=config.profile)
     for generator, members in scored.incomplete.items():
         log.warning("incomplete: %s lacks %d comparison(s) of its protocol family (counted as p = 1): %s",

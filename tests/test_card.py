@@ -8,8 +8,11 @@ import sys
 import pytest
 import yaml
 
+from cxrbench.card_template import card_template
 from cxrbench.errors import SubmissionError
-from cxrbench.protocol import SUBMISSION_SCHEMA_VERSION
+from cxrbench.protocol import SUBMISSION_SCHEMA_VERSION, leaked_training_data
+from cxrbench.registry import get_task
+from cxrbench.schemas import DatasetRef, GeneratorMeta
 from cxrbench.submission import GeneratorCard, load_card
 
 
@@ -75,3 +78,47 @@ def test_schema_version_error_says_what_to_write(tmp_path, version, expected):
     assert str(caught.value).splitlines()[1:] == [f"{path}: {expected}"]
     if version != "4":
         assert "upgrade cxrbench" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name, options, pretrained_on", [
+    ("ldm_mask", "{preset: tiny, init: pretrained}", ["phantom_seg"]),
+    ("ldm_text", "{preset: tiny, init: pretrained}", ["phantom_cls"]),
+    ("ldm_mask", "{preset: tiny}", []),
+], ids=["ldm_mask pretrained", "ldm_text pretrained", "from scratch"])
+def test_card_init_declares_the_pretraining_pools_the_run_s_config_learns_from(tmp_path, name, options,
+                                                                               pretrained_on):
+    """Issue 18: under `init: pretrained` the card lists each served task's pool, a declaration the run and the
+    submission checks accept (only a task's val or test split is refused, as the comment above it says)."""
+    (tmp_path / "ldm.yaml").write_text(f"{name}: {options}\n")
+    done = _cxrbench("card", "init", name, "--generator-config", "ldm.yaml", "--out", "card.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "card.yaml").read_text()
+    declared = [DatasetRef(**ref) for ref in yaml.safe_load(text)["training_data"]]
+    assert declared == [DatasetRef(dataset="embedded", split="train"),
+                        *(DatasetRef(dataset=task, split="pretraining") for task in pretrained_on)]
+    for task in ("phantom_cls", "phantom_seg"):
+        assert leaked_training_data(declared, get_task(task).meta, None) == []
+    assert "declaring its val or test split (or any other) is\n# refused" in text
+
+
+def test_the_card_lists_what_the_generators_metadata_says_it_pretrained_on():
+    meta = GeneratorMeta(name="chexgan", version="1", role="generator", conditioning=["label"], description="A GAN.",
+                         trained_on=[DatasetRef(dataset="mimic_cxr", split="train"),
+                                     DatasetRef(dataset="phantom_seg", split="pretraining")])
+    card = yaml.safe_load(card_template("chexgan", meta, trainable=True, pretrained_on=["phantom_seg"]))
+    assert card["training_data"] == [{"dataset": "mimic_cxr", "split": "train"},
+                                     {"dataset": "phantom_seg", "split": "pretraining"},
+                                     {"dataset": "embedded", "split": "train"}]
+
+
+@pytest.mark.reliability("bad_input")
+@pytest.mark.parametrize("config, expected", [
+    ("ldm_mask: {init: sometimes}\n",
+     "error: generator option ldm_mask.init: Input should be 'scratch' or 'pretrained', got 'sometimes'"),
+    ("- ldm_mask\n", "error: generator config ldm.yaml must map generator names to option mappings"),
+], ids=["bad option", "not a mapping"])
+def test_card_init_refuses_a_bad_generator_config_in_one_line(tmp_path, config, expected):
+    (tmp_path / "ldm.yaml").write_text(config)
+    done = _cxrbench("card", "init", "ldm_mask", "--generator-config", "ldm.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == expected
+    assert not (tmp_path / "submissions").exists()

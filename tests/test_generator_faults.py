@@ -135,7 +135,7 @@ def test_the_one_line_survives_the_worker_pool_and_the_cache_keeps_nothing(site,
         [plan] = plan_tasks(config, tmp_path)
         cells = plan.arms[0].cells
         with pytest.raises(GeneratorError) as failed:
-            execute(cells, str(tmp_path), workers=2, show_progress=False)
+            execute(cells, str(tmp_path), workers=2)
     assert re.fullmatch(r"generator divides failed in generate\(\) on task phantom_cls \(regime scarce, seed [01]\): "
                         r"ZeroDivisionError: float division by zero \(faultypkg/core.py:2\)", str(failed.value))
     cache = Cache(tmp_path)

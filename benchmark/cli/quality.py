@@ -38,6 +38,7 @@ def agreement(
     """Measure whether a generator honours its conditions (a judge trained on real data grades its images)."""
     from rich.table import Table
 
+    from .. import progress
     from ..agreement import measure_agreement
     from ..plan import checked_config
     from ..schemas import RunConfig
@@ -50,7 +51,8 @@ def agreement(
         checked_config(config)
         check_writable(out)
         check_cache(cache_dir)
-        result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
+        with progress.showing(True):
+            result = measure_agreement(task, generator, cache_dir, synthetic_seed=seed, config=config, device=device)
     table = Table(title=f"{generator} on {task}: does the judge find what was asked? ({result.metric}, "
                         f"{result.n_images} images)")
     for column in ("", "matched", "shuffled", "real test"):
@@ -78,6 +80,7 @@ def review(
                                               "reaches it can add verdicts).")] = "127.0.0.1",
 ) -> None:
     """Open a page to accept or reject a generator's synthetic images (seed 0); verdicts go to a JSONL file."""
+    from .. import progress
     from ..plan import checked_config
     from ..review import open_review_page, reviewed_set
     from ..schemas import RunConfig
@@ -88,7 +91,8 @@ def review(
                            generator_config=read_generator_config(generator_config))
         checked_config(config)
         check_cache(cache_dir)
-        set_dir = reviewed_set(task, generator, cache_dir, config)
+        with progress.showing(True):
+            set_dir = reviewed_set(task, generator, cache_dir, config)
     feedback = feedback or Path("reviews") / f"{task}_{generator}.jsonl"
     console.print(f"reviewing {set_dir}; verdicts go to {feedback}")
     raise typer.Exit(code=open_review_page(set_dir, feedback, reviewer, port, address))

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
+from cxrbench import progress
 from cxrbench.conditions import Condition
 
 from .model import LatentDiffusion, noise_schedule
@@ -45,26 +46,29 @@ def sample(model: LatentDiffusion, conditions: list[Condition], *, seed: int, ba
     shape = (config.autoencoder.latent_channels, latent_size, latent_size)
     guidance = config.sampler.guidance_scale
     out = []
-    for start in range(0, len(conditions), batch_size):
-        batch = conditions[start:start + batch_size]
-        n = len(batch)
-        latents = initial_noise(shape, seed, start, n).to(model.device)
-        scheduler = sampling_schedule()
-        scheduler.set_timesteps(config.sampler.steps, device=model.device)
-        latents = latents * scheduler.init_noise_sigma
-        drop = torch.tensor([False] * n + [True] * n) if guidance != 1 else torch.zeros(n, dtype=torch.bool)
-        encoded = model.encode(model.condition_inputs(batch + batch if guidance != 1 else batch, latent_size,
-                                                      drop=drop))
-        for t in scheduler.timesteps:
-            doubled = torch.cat([latents, latents]) if guidance != 1 else latents
-            doubled = scheduler.scale_model_input(doubled, t)
-            with autocast():
-                noise = model.predict_noise(doubled, t.expand(len(doubled)), encoded).float()
-            if guidance != 1:
-                conditional, unconditional = noise.chunk(2)
-                noise = unconditional + guidance * (conditional - unconditional)
-            latents = scheduler.step(noise, t, latents).prev_sample
-        decoded = model.autoencoder.decode(latents / model.autoencoder.config.scaling_factor).sample
-        out.append(((decoded[:, 0].float().clamp(-1, 1) + 1) / 2).cpu().numpy())
+    batches = range(0, len(conditions), batch_size)
+    with progress.stage("denoising", total=len(batches) * config.sampler.steps) as shown:
+        for start in batches:
+            batch = conditions[start:start + batch_size]
+            n = len(batch)
+            latents = initial_noise(shape, seed, start, n).to(model.device)
+            scheduler = sampling_schedule()
+            scheduler.set_timesteps(config.sampler.steps, device=model.device)
+            latents = latents * scheduler.init_noise_sigma
+            drop = torch.tensor([False] * n + [True] * n) if guidance != 1 else torch.zeros(n, dtype=torch.bool)
+            encoded = model.encode(model.condition_inputs(batch + batch if guidance != 1 else batch, latent_size,
+                                                          drop=drop))
+            for t in scheduler.timesteps:
+                doubled = torch.cat([latents, latents]) if guidance != 1 else latents
+                doubled = scheduler.scale_model_input(doubled, t)
+                with autocast():
+                    noise = model.predict_noise(doubled, t.expand(len(doubled)), encoded).float()
+                if guidance != 1:
+                    conditional, unconditional = noise.chunk(2)
+                    noise = unconditional + guidance * (conditional - unconditional)
+                latents = scheduler.step(noise, t, latents).prev_sample
+                shown.advance()
+            decoded = model.autoencoder.decode(latents / model.autoencoder.config.scaling_factor).sample
+            out.append(((decoded[:, 0].float().clamp(-1, 1) + 1) / 2).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, resolution, resolution), np.float32)
 

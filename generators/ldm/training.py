@@ -1,16 +1,20 @@
-"""The one optimisation loop both LDM parts share: seeded batches, autocast on CUDA, logged progress."""
+"""The one optimisation loop both LDM parts share: seeded batches, autocast on CUDA, logged progress.
+
+Its steps are a stage on the run's progress display (`cxrbench.progress`), which shows them after the fit they
+belong to, in whichever process trains.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cxrbench import progress
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +48,10 @@ class Trainer:
         model.train()
         losses: list[float] = []
         started = time.perf_counter()
-        columns = (TextColumn(f"fitting {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), TextColumn("loss {task.fields[loss]:.4f}"))
-        progress = Progress(*columns, transient=True, disable=not sys.stderr.isatty())
-        bar = progress.add_task(name, total=steps, loss=float("nan"))
-        with progress:
+        with progress.stage(name, total=steps) as shown:
             for step in range(steps):
                 losses.append(self._step(model, optimiser, schedule, scaler, tensors, batch_size, loss_of, after_step))
-                progress.update(bar, advance=1, loss=losses[-1])
+                shown.advance()
                 if (step + 1) % max(1, steps // 10) == 0:
                     recent = sum(losses[-50:]) / len(losses[-50:])
                     log.info("%s step %d/%d loss %.4f (%.0f s)", name, step + 1, steps, recent,
