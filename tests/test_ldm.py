@@ -131,3 +131,37 @@ def test_sampler_settings_reuse_the_fit_but_model_settings_do_not():
     retrained = generator_class("ldm_text")(meta, preset="tiny", denoiser={"steps": 5})
     assert fit_key(base, "data") == fit_key(resampled, "data") != fit_key(retrained, "data")
     assert base.revision() != resampled.revision()
+
+
+def test_denoiser_checkpoints_are_called_at_their_steps_and_leave_training_as_it_was():
+    """The quality curves grade the model at each checkpoint (with the EMA weights swapped in); training then goes on
+    from the raw weights, so a run with checkpoints ends with exactly the weights of a run without."""
+    import torch
+
+    from cxrbench.generators.ldm.denoiser import train_denoiser
+    from cxrbench.generators.ldm.generator import untrained_denoising
+    from cxrbench.generators.ldm.training import Trainer
+
+    task = get_task("phantom_seg")
+    train = task.load(None, train_size=8).train
+    settings = resolve_config(generator_class("ldm_mask").Options(preset="tiny", denoiser={"steps": 6}), 64)
+
+    def trained(checkpoints):
+        trainer = Trainer("cpu", 0)
+        torch.manual_seed(0)
+        model, latents, conditions = untrained_denoising(settings, task.meta, train, trainer, uses_mask=True)
+        train_denoiser(model, latents, conditions, trainer, checkpoints=checkpoints(model))
+        return model
+
+    seen: dict[int, list[torch.Tensor]] = {}
+
+    def recording(model):
+        def record(step):
+            seen[step] = [p.detach().clone() for p in model.denoiser.parameters()]
+        return {2: lambda: record(2), 4: lambda: record(4)}
+
+    with_checkpoints, without = trained(recording), trained(lambda model: None)
+    assert sorted(seen) == [2, 4]
+    assert not all(torch.equal(a, b) for a, b in zip(seen[2], seen[4]))
+    for a, b in zip(with_checkpoints.denoiser.parameters(), without.denoiser.parameters()):
+        assert torch.equal(a, b)
