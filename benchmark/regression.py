@@ -33,6 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 from scipy import stats as scipy_stats
 
+from .conditions import PROTOCOL_POLICY
 from .errors import DataError
 from .protocol import ALPHA, RESULT_SCHEMA_VERSION, FamilyMember
 from .schemas import ComparisonResult, RunResult, TaskResult, Verdict
@@ -51,11 +52,14 @@ class Stamp:
     protocol: str
     profile: str
     task_version: str
+    conditions: str
+    """The condition policy (ConditionPolicy.describe): an exploratory policy's Δ is not the protocol's."""
 
     def differences(self, other: Stamp) -> list[str]:
         return [f"{name} {mine} vs {theirs}" for name, mine, theirs in
                 (("protocol", self.protocol, other.protocol), ("profile", self.profile, other.profile),
-                 ("task version", self.task_version, other.task_version)) if mine != theirs]
+                 ("task version", self.task_version, other.task_version),
+                 ("conditions", self.conditions, other.conditions)) if mine != theirs]
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ def _run_result(path: Path, data: dict) -> list[Measured]:
         raise DataError(f"{path} is not a cxrbench result: {_first_problem(error)}") from None
     profile = result.config.profile if result.smoke_profile_version is None else \
         f"{result.config.profile} {result.smoke_profile_version}"
-    return [m for task in result.tasks for m in _measured(task, result.protocol_version, profile)]
+    conditions = result.config.condition_policy.describe()
+    return [m for task in result.tasks for m in _measured(task, result.protocol_version, profile, conditions)]
 
 
 def _task_file(path: Path) -> list[Measured]:
@@ -184,7 +189,7 @@ def _task_file(path: Path) -> list[Measured]:
         raise DataError(f"{path} is not a cxrbench result or task file: {_first_problem(error)}") from None
     except ValueError as error:
         raise DataError(f"{path} is not a cxrbench task file: {' '.join(str(error).split())[:200]}") from None
-    return _measured(entry.result, entry.protocol_version, entry.config.profile)
+    return _measured(entry.result, entry.protocol_version, entry.config.profile, PROTOCOL_POLICY.describe())
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -192,8 +197,8 @@ def _first_problem(error: ValidationError) -> str:
     return f"field {'.'.join(map(str, first['loc'])) or '(top level)'}: {first['msg']}"
 
 
-def _measured(task: TaskResult, protocol: str, profile: str) -> list[Measured]:
-    stamp = Stamp(protocol, profile, task.task.version)
+def _measured(task: TaskResult, protocol: str, profile: str, conditions: str) -> list[Measured]:
+    stamp = Stamp(protocol, profile, task.task.version, conditions)
     return [Measured(c.generator, FamilyMember(task.task.name, task.regime, c.ratio, c.reference), c, stamp)
             for c in task.comparisons]
 

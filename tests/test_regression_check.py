@@ -38,7 +38,7 @@ def _arm(generator: str) -> ArmResult:
 
 
 def _result(comparisons: dict[str, list[ComparisonResult]], *, profile: str = "smoke", protocol: str = "2",
-            task_version: str | None = None) -> RunResult:
+            task_version: str | None = None, label_conditions: str = "multi") -> RunResult:
     """A smoke RunResult with the given comparisons per task (scarce regime)."""
     tasks = []
     for name, compared in comparisons.items():
@@ -52,7 +52,8 @@ def _result(comparisons: dict[str, list[ComparisonResult]], *, profile: str = "s
     generators = sorted({c.generator for compared in comparisons.values() for c in compared})
     return RunResult(protocol_version=protocol, smoke_profile_version="1" if profile == "smoke" else None,
                      cxrbench_version="0", created=datetime.now(timezone.utc),
-                     config=RunConfig(tasks=list(comparisons), generators=generators, profile=profile),
+                     config=RunConfig(tasks=list(comparisons), generators=generators, profile=profile,
+                                      label_conditions=label_conditions),
                      generators=[GeneratorMeta(name=g, version="1", role="control", description="-",
                                                conditioning=["label"]) for g in generators],
                      tasks=tasks, methods={}, environment={}, wall_seconds=1.0)
@@ -150,6 +151,8 @@ def test_a_comparison_missing_on_one_side_fails_unless_allowed(tmp_path):
     ({"new_task_version": "3"}, "task version 3 vs 2"),
     ({"new_protocol": "3"}, "protocol 3 vs 2"),
     ({"new_profile": "protocol"}, "profile protocol vs smoke 1"),
+    ({"new_label_conditions": "single"}, "conditions single-disease label conditions, masks randomly transformed vs "
+                                         "multi-label label conditions, masks randomly transformed"),
 ])
 def test_a_comparison_under_another_version_or_profile_is_not_comparable(tmp_path, stamp, note):
     new, base = _both(tmp_path, _per_task(0.065, 0.134), _per_task(0.065, 0.134), **stamp)
