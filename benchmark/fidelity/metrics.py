@@ -16,10 +16,10 @@ inside the metric's range. Percentile, because these statistics are bounded (pre
 skewed near their bounds, where a normal interval would leave the range; it needs no standard error, and BCa's
 jackknife would cost one more evaluation per image. Moved, because a replicate holds only about 63% distinct
 images, which shifts these statistics: the estimated covariances get noisier and FID rises, fewer distinct balls
-and nearest images make precision, recall and coverage fall. On Gaussian features (200 vs 200 images, 16
-dimensions, 100 data sets) the plain percentile interval held the estimator's mean for 1% of the data sets (FID),
-61% (precision), 79% (recall) and 21% (coverage); moved, 97-100% for every metric (conservative: the replicates
-spread 1.2-1.5 times as wide as the estimator does). In a replicate an image's copies are not its neighbours
+and nearest images make precision, recall and coverage fall. On Gaussian features in three settings
+(tests/benchmarks/fidelity_interval_coverage.py, docs/fidelity.md) the plain percentile interval held the
+estimator's mean for none of the data sets for FID, 47-55% for precision and 0-32% for coverage; moved, 88-100% for
+every metric, mostly wider than needed. In a replicate an image's copies are not its neighbours
 (counting them would shrink the ball of every image drawn twice), and KID counts only pairs of different images,
 so that the resampled statistics keep their form.
 
