@@ -4,7 +4,7 @@ import subprocess
 import sys
 import zipfile
 
-SUBPACKAGES = ["cxrbench", "cxrbench.generators", "cxrbench.tasks", "cxrbench.tasks.embedded",
+SUBPACKAGES = ["cxrbench", "cxrbench.fidelity", "cxrbench.generators", "cxrbench.tasks", "cxrbench.tasks.embedded",
                "cxrbench.tasks.downstream", "cxrbench.tasks.real", "cxrbench.leaderboard",
                "cxrbench.leaderboard.views"]
 
