@@ -18,10 +18,10 @@ from cxrbench.errors import SubmissionError
 from cxrbench.leaderboard.table import Board, build_table, read_board
 from cxrbench.leaderboard.views import comparison, generator, overview, permalink, protocol, ranking
 
+# query value -> (title, page); the first is the landing page (a string here would be drawn: Streamlit's magic)
 PAGES = {"overview": ("Overview", overview.render), "ranking": ("Ranking", ranking.render),
          "comparison": ("Comparison", comparison.render), "generator": ("Generator", generator.render),
          "protocol": ("Protocol and statistics", protocol.render)}
-"""Query value -> (title, page); the first is the landing page."""
 
 
 def submissions_root() -> Path:

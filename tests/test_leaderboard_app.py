@@ -108,7 +108,7 @@ def _free_port() -> int:
 
 
 BROWSER_VIEWS = {  # screenshot name: (the URL's query, text the page must show)
-    "leaderboard": ("", "Overview: every generator"),
+    "leaderboard": ("", "Every generator (rows)"),
     "ranking": ("?page=ranking&suite=embedded&task=phantom_seg&regime=full", "Forest plot"),
     "comparison": ("?page=comparison&first=oracle&second=classic_aug", "on the 4 cell(s) they share"),
 }

@@ -128,7 +128,7 @@ def test_ties_are_shown_as_ties_on_the_ranking_and_the_overview(monkeypatch, boa
     assert ranking["generator"].tolist() == ["alpha", "beta", "solo", "gamma", "dim", "ext"]  # by rank, then Δ
     at = open_app(monkeypatch, board, {"page": "overview", "suites": "embedded", "columns": ["rank"]})
     overview = shown(at)
-    assert dict(zip(overview["generator"], overview["rank | embedded · phantom_cls · scarce ×1"], strict=True)) \
+    assert dict(zip(overview["generator"], overview["embedded · phantom_cls · scarce ×1 | rank"], strict=True)) \
         == TIE_RANKS
 
 
@@ -141,12 +141,12 @@ def test_overview_shows_every_generator_in_every_cell_of_the_committed_entries(m
     assert overview["generator"].tolist() == sorted(table["generator"].unique())
     cells = overview.columns[1:]
     assert len(cells) == len(table.drop_duplicates(["suite", "task", "regime", "ratio"]))
-    assert cells[0] == "Δ [95% CI] verdict | embedded · phantom_cls · scarce ×1"  # the smallest regime first
+    assert cells[0] == "embedded · phantom_cls · scarce ×1"  # the smallest regime first
     oracle = overview.set_index("generator").loc["oracle"]
     row = table[(table["generator"] == "oracle") & (table["task"] == "phantom_cls") & (table["regime"] == "scarce")]
     delta, low, high = row[["delta", "ci_low", "ci_high"]].iloc[0]
     assert oracle[cells[0]] == f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] helps"
-    assert oracle["Δ [95% CI] verdict | open · pneumonia_cls · scarce ×1"] == ""  # the oracle has no open entry
+    assert oracle["open · pneumonia_cls · scarce ×1"] == ""  # the oracle has no open entry
     # no entry carries a transfer efficiency: the group is not offered
     assert at.sidebar.multiselect(key="columns").options == ["Δ [95% CI] verdict", "rank", "p Holm", "MDE (80%)",
                                                              "verification"]
@@ -154,15 +154,17 @@ def test_overview_shows_every_generator_in_every_cell_of_the_committed_entries(m
     at.sidebar.multiselect(key="columns").set_value(["delta", "p_holm"]).run()
     only_open = shown(at)
     assert "oracle" not in set(only_open["generator"])
-    assert len(only_open.columns) == 1 + 2 * 4 and all("open ·" in column for column in only_open.columns[1:])
+    assert len(only_open.columns) == 1 + 2 * 4 and all(c.startswith("open ·") for c in only_open.columns[1:])
+    assert only_open.columns[1:3].tolist() == ["open · covid_lung_seg · scarce ×1",  # a cell's groups side by side
+                                               "open · covid_lung_seg · scarce ×1 | p Holm"]
 
 
 def test_overview_offers_transfer_efficiency_where_an_entry_carries_it(monkeypatch, board):
     at = open_app(monkeypatch, board, {"suites": "embedded", "columns": ["delta", "efficiency"]})
     overview = shown(at).set_index("generator")
-    efficiency = overview["transfer efficiency [95% CI] | embedded · phantom_cls · scarce ×1"]
+    efficiency = overview["embedded · phantom_cls · scarce ×1 | transfer efficiency [95% CI]"]
     assert efficiency["alpha"] == "0.80 [0.50, 1.10]" and set(efficiency.drop("alpha")) == {""}
-    assert overview.loc["ext", "Δ [95% CI] verdict | embedded · phantom_cls · scarce ×1"] \
+    assert overview.loc["ext", "embedded · phantom_cls · scarce ×1"] \
         == "+0.350 [+0.300, +0.400] helps (spot-checked)"
 
 

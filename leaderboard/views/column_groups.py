@@ -26,6 +26,11 @@ class ColumnGroup:
     """A row of the leaderboard table (one comparison) -> the text of its cell."""
     present: Callable[[pd.DataFrame], bool] = lambda table: True
     """Whether `table` holds any number of this group."""
+    titled: bool = True
+    """Whether its column headers name it after the cell (the Δ group's text says what it is)."""
+
+    def header(self, cell: str) -> str:
+        return f"{cell} | {self.title}" if self.titled else cell
 
 
 def _summary(row: pd.Series) -> str:
@@ -45,11 +50,11 @@ def any_efficiency(table: pd.DataFrame) -> bool:
 
 
 GROUPS: list[ColumnGroup] = [
-    ColumnGroup("delta", "Δ [95% CI] verdict", _summary),
+    ColumnGroup("delta", "Δ [95% CI] verdict", _summary, titled=False),
     ColumnGroup("rank", "rank", lambda row: row["rank"]),
     ColumnGroup("p_holm", "p Holm", lambda row: f"{row['p_holm']:.2g}"),
     ColumnGroup("mde", "MDE (80%)", lambda row: f"{row['mde']:.3f}"),
     ColumnGroup("verification", "verification", lambda row: row["verification"]),
     ColumnGroup("efficiency", "transfer efficiency [95% CI]", efficiency_text, any_efficiency),
 ]
-"""In the order their columns appear; the first is shown by default."""
+"""In the order their columns appear within a cell; the first is shown by default."""

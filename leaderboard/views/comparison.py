@@ -54,7 +54,8 @@ def difference_interval(seeds_a: pd.DataFrame, a: str, seeds_b: pd.DataFrame, b:
 
 def comparison_table(table: pd.DataFrame, first: Entry, second: Entry) -> pd.DataFrame:
     """One row per cell and reference both generators have, in suite, task, regime (smallest first), ratio and
-    reference (real_only first) order: each one's Δ, interval and verdict, then the difference and its interval."""
+    reference (real_only first) order: the difference of their Δs and its interval first (the columns a reader
+    came for stay in view), then each one's Δ, interval and verdict."""
     a, b = first.card.name, second.card.name
     both = pd.merge(table[table["generator"] == a], table[table["generator"] == b], on=KEY, suffixes=("_a", "_b"))
     both = both.assign(reference_order=both["reference"] != BASELINE).sort_values(
@@ -62,13 +63,13 @@ def comparison_table(table: pd.DataFrame, first: Entry, second: Entry) -> pd.Dat
     seeds_a, seeds_b = seed_scores(first), seed_scores(second)
     intervals = [difference_interval(seeds_a, a, seeds_b, b, key) for key in both[KEY].itertuples(index=False)]
     frame = both[KEY].copy()
+    frame[f"Δ {a} − Δ {b}"] = both["delta_a"] - both["delta_b"]
+    frame["95% CI of the difference (t over shared seeds)"] = [
+        NO_INTERVAL if ci is None else interval(*ci) for ci in intervals]
     for name, side in ((a, "a"), (b, "b")):
         frame[f"{name}: Δ"] = both[f"delta_{side}"]
         frame[f"{name}: 95% CI"] = [interval(lo, hi) for lo, hi in zip(both[f"ci_low_{side}"], both[f"ci_high_{side}"])]
         frame[f"{name}: verdict"] = both[f"verdict_{side}"]
-    frame[f"Δ {a} − Δ {b}"] = both["delta_a"] - both["delta_b"]
-    frame["95% CI of the difference (t over shared seeds)"] = [
-        NO_INTERVAL if ci is None else interval(*ci) for ci in intervals]
     return frame
 
 
@@ -90,4 +91,5 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
         st.info(f"{plain(a)} and {plain(b)} share no task, regime, ratio and reference.")
         return
     st.subheader(f"{plain(a)} and {plain(b)} on the {len(frame)} cell(s) they share")
-    table_with_download(frame, f"cxrbench_{a}_vs_{b}.csv", key="csv_comparison")
+    table_with_download(frame, f"cxrbench_{a}_vs_{b}.csv", key="csv_comparison",
+                        pinned=["suite", "task", "regime"])

@@ -23,23 +23,24 @@ def cell_label(suite: str, task: str, regime: str, ratio: float) -> str:
 
 
 def overview_table(rows: pd.DataFrame, groups: Sequence[ColumnGroup]) -> pd.DataFrame:
-    """One row per generator (by name), then one column per group and cell, group after group; cells in suite and
-    task order, the smallest regime first. A generator without a result in a cell has an empty text there."""
+    """One row per generator (by name), then for each cell one column per group (a cell's numbers side by side);
+    cells in suite and task order, the smallest regime first. A generator without a result in a cell has an empty
+    text there."""
     rows = rows.assign(rank=ranks_within(rows, CELL + ["reference"]))
     cells = rows.sort_values(["suite", "task", "n_real", "ratio"]).drop_duplicates(CELL)[CELL]
-    frame = pd.DataFrame({"generator": sorted(rows["generator"].unique())})
-    for group in groups:
-        texts = rows.assign(text=rows.apply(group.text, axis=1))
-        by_cell = texts.set_index(["generator", *CELL])["text"]
-        for cell in cells.itertuples(index=False):
-            column = [by_cell.get((name, *cell), "") for name in frame["generator"]]
-            frame[f"{group.title} | {cell_label(*cell)}"] = column
-    return frame
+    where = pd.MultiIndex.from_frame(rows[["generator", *CELL]])
+    texts = {group.slug: pd.Series(rows.apply(group.text, axis=1).to_numpy(), index=where) for group in groups}
+    names = sorted(rows["generator"].unique())
+    columns = {"generator": names}
+    for cell in cells.itertuples(index=False):
+        for group in groups:
+            columns[group.header(cell_label(*cell))] = [texts[group.slug].get((name, *cell), "") for name in names]
+    return pd.DataFrame(columns)
 
 
 def render(entries, table: pd.DataFrame) -> None:
-    st.title("Overview: every generator, every task and regime")
-    st.caption("One row per generator, one column per suite, task, regime and synthetic ratio (×). Each cell: Δ "
+    st.title("Overview")
+    st.caption("Every generator (rows) in every suite, task, regime and synthetic ratio (×, columns). Each cell: Δ "
                "against the reference, its primary 95% interval (training seeds and test patients together) and the "
                "verdict after the entry's Holm correction; a cell CI did not fully recompute names its verification "
                "level. More column groups (rank with ties, p, MDE, verification, transfer efficiency where entries "
@@ -61,4 +62,5 @@ def render(entries, table: pd.DataFrame) -> None:
         return
     st.subheader(f"Δ vs {plain(reference)}")
     frame = overview_table(rows, [offered[slug] for slug in slugs])
-    table_with_download(frame, f"cxrbench_overview_vs_{reference}.csv", key="csv_overview")
+    table_with_download(frame, f"cxrbench_overview_vs_{reference}.csv", key="csv_overview",
+                        pinned=["generator"])

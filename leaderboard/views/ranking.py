@@ -67,7 +67,7 @@ def render(entries, table: pd.DataFrame) -> None:
                           format_func=CI_KINDS.get)
     name = "_".join(str(task[column]) for column in ("suite", "task", "regime", "reference"))
     table_with_download(ranking_table(rows, ci, any_efficiency(rows)), f"cxrbench_ranking_{name}.csv",
-                        key="csv_ranking")
+                        key="csv_ranking", pinned=["rank", "generator"])
     st.markdown("**Forest plot** (Δ and 95% CI; right of the dashed line helps)")
     st.altair_chart(forest(rows, ci), width="stretch")
     st.markdown("**Δ against the synthetic ratio**")
