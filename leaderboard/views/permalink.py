@@ -3,8 +3,9 @@
 Every widget that shapes a view is made through this module under a key that is also its query
 parameter. On a session's first run a widget takes its value from the URL when that value is one of
 its choices; any other value, and any parameter no widget of the view takes, leaves the default and
-is named in a notice (plain text: the URL is anyone's input). After every run the URL is rewritten
-from the widgets shown, so copying it reproduces the view.
+is named in a notice. The URL is anyone's input, so what it says reaches the page as plain text only
+(`st.text`): Markdown, even escaped, would still turn a bare URL into a link. After every run the URL
+is rewritten from the widgets shown, so copying it reproduces the view.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from cxrbench.leaderboard.views.text import plain, quoted
+from cxrbench.leaderboard.views.text import quoted
 
 _UNTAKEN = "_permalink_untaken"
 """The query parameters the session opened with that no widget has taken yet (emptied after the first run)."""
@@ -22,7 +23,7 @@ _SHOWN = "_permalink_shown"
 """This run's widgets: key -> the values its query parameter gets."""
 _NOTICES = "_permalink_notices"
 MAX_NOTICES = 10
-"""A URL with thousands of bad parameters gets this many notices and a count of the rest."""
+"""A URL with thousands of bad parameters gets this many lines and a count of the rest."""
 _NONE = ""
 """The query value of an empty multiselect (no value at all would read as 'the default')."""
 
@@ -37,21 +38,16 @@ def begin() -> None:
 
 def finish(notices: Any) -> None:
     """After the page: name the parameters no widget took, write the URL of this view, show the notices in
-    `notices` (a container at the top of the page)."""
+    `notices` (a container at the top of the page): a warning, then the problems as plain text."""
     for key in st.session_state[_UNTAKEN]:
-        _notice(f"The link's parameter {quoted(key)} is not one this view has; it is ignored.")
+        st.session_state[_NOTICES].append(f"parameter {quoted(key)}: not one this view has; ignored")
     st.session_state[_UNTAKEN] = {}
     st.query_params.from_dict(st.session_state[_SHOWN])
     found = st.session_state[_NOTICES]
-    for text in found[:MAX_NOTICES]:
-        notices.warning(text)
-    if len(found) > MAX_NOTICES:
-        notices.warning(f"The link has {len(found) - MAX_NOTICES} more such problem(s).")
-
-
-def _notice(text: str) -> None:
-    """`text` must already be safe Markdown (values passed through `quoted`)."""
-    st.session_state[_NOTICES].append(text)
+    if found:
+        notices.warning(f"This link has {len(found)} problem(s); the defaults are shown instead of what it asks for.")
+        more = [f"... and {len(found) - MAX_NOTICES} more"] if len(found) > MAX_NOTICES else []
+        notices.text("\n".join(found[:MAX_NOTICES] + more))
 
 
 def _seed(key: str, default: object, parse: Callable[[list[str]], object]) -> None:
@@ -64,7 +60,7 @@ def _seed(key: str, default: object, parse: Callable[[list[str]], object]) -> No
         try:
             value = parse(values)
         except ValueError as problem:
-            _notice(f"The link's {plain(key)}: {problem}; the default is shown instead.")
+            st.session_state[_NOTICES].append(f"{key}: {problem}")
     st.session_state[key] = value
 
 

@@ -14,9 +14,8 @@ def plain(text: object) -> str:
 
 
 def quoted(text: object, limit: int = 60) -> str:
-    """`text` for a notice: its repr (control characters escaped), cut to `limit` characters, then `plain`."""
-    shown = repr(str(text)[:limit]) + ("…" if len(str(text)) > limit else "")
-    return plain(shown)
+    """`text` for a plain-text notice: its repr (control characters escaped), cut to `limit` characters."""
+    return repr(str(text)[:limit]) + ("…" if len(str(text)) > limit else "")
 
 
 def interval(low: float, high: float) -> str:
