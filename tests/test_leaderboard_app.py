@@ -107,11 +107,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-BROWSER_VIEWS = {  # screenshot name: (the URL's query, text the page must show)
-    "leaderboard": ("", "Every generator (rows)"),
-    "ranking": ("?page=ranking&suite=embedded&task=phantom_seg&regime=full", "Forest plot"),
-    "comparison": ("?page=comparison&first=oracle&second=classic_aug", "on the 4 cell(s) they share"),
+BROWSER_VIEWS = {  # screenshot name: (the URL's query, text the page shows once drawn to its end)
+    "leaderboard": ("", "Download this table"),
+    "ranking": ("?page=ranking&suite=embedded&task=phantom_seg&regime=full", "Δ against the synthetic ratio"),
+    "comparison": ("?page=comparison&first=oracle&second=classic_aug", "Download this table"),
 }
+DRAWN_BYTES = 40_000
+"""A drawn page's screenshot is larger (about 90 kB to 170 kB); Streamlit's loading skeleton is 8 kB to 15 kB."""
+PATIENCE = 300
+"""Seconds a view may take to be drawn: the first load imports the app's modules on the server, and every load is
+a new session whose page a loaded machine draws slowly (headless Chromium's virtual time does not wait for it)."""
+
+
+def _browse(flags: list[str], url: str, expected: str, shot: Path) -> str:
+    """The page's DOM once it shows `expected`, and its screenshot once drawn; each try is a new browser session."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        if expected in dom or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    while True:
+        subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+        if (shot.is_file() and shot.stat().st_size > DRAWN_BYTES) or time.monotonic() > deadline:
+            return dom
+        time.sleep(3)
 
 
 @pytest.mark.slow
@@ -137,25 +157,13 @@ def test_real_browser_shows_the_leaderboard_and_its_permalinks(tmp_path):
         with tempfile.TemporaryDirectory() as profile:
             flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                     "--virtual-time-budget=20000", "--window-size=1400,1100"]
+                     "--virtual-time-budget=60000", "--window-size=1400,1100"]
             for name, (query, expected) in BROWSER_VIEWS.items():
-                # the first load imports the app's modules on the server (slow under load)
-                deadline = time.monotonic() + 240
-                while True:
-                    doms[name] = subprocess.run([*flags, "--dump-dom", url + query], capture_output=True, text=True,
-                                                timeout=120).stdout
-                    if expected in doms[name] or time.monotonic() > deadline:
-                        break
-                    time.sleep(3)
-                shot = shots / f"{name}.png"
-                for _ in range(3):  # a page drawn over the websocket can still be blank in the first shot
-                    subprocess.run([*flags, f"--screenshot={shot}", url + query], capture_output=True, timeout=120)
-                    if shot.stat().st_size > 10_000:
-                        break
+                doms[name] = _browse(flags, url + query, expected, shots / f"{name}.png")
     finally:
         server.terminate()
         server.wait(timeout=30)
     for name, (_, expected) in BROWSER_VIEWS.items():
         assert expected in doms[name] and "oracle" in doms[name], name
-        assert "The link" not in doms[name], name  # a well-formed permalink raises no notice
-        assert (shots / f"{name}.png").stat().st_size > 10_000, name
+        assert "This link" not in doms[name], name  # a well-formed permalink raises no notice
+        assert (shots / f"{name}.png").stat().st_size > DRAWN_BYTES, name
