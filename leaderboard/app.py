@@ -1,7 +1,8 @@
 """The Streamlit leaderboard: `cxrbench leaderboard serve`, or `streamlit run leaderboard/app.py -- --submissions DIR`.
 
 It shows what is in `submissions/` (read through cxrbench's schemas, never model code). Text from
-submissions goes through widgets that render plain text (tables, st.text, captions), never HTML.
+submissions goes through widgets that render plain text (tables, st.text, captions), never HTML. The
+page, its filters and its chosen generators are in the URL (`views.permalink`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import streamlit as st
 
 from cxrbench.errors import SubmissionError
 from cxrbench.leaderboard.table import Board, build_table, read_board
-from cxrbench.leaderboard.views import generator, protocol, ranking
+from cxrbench.leaderboard.views import comparison, generator, overview, permalink, protocol, ranking
 
-PAGES = {"Ranking": ranking.render, "Generator": generator.render, "Protocol and statistics": protocol.render}
+# query value -> (title, page); the first is the landing page (a string here would be drawn: Streamlit's magic)
+PAGES = {"overview": ("Overview", overview.render), "ranking": ("Ranking", ranking.render),
+         "comparison": ("Comparison", comparison.render), "generator": ("Generator", generator.render),
+         "protocol": ("Protocol and statistics", protocol.render)}
 
 
 def submissions_root() -> Path:
@@ -42,6 +46,7 @@ def _stamp(root: Path) -> float:
 
 def main() -> None:
     st.set_page_config(page_title="cxrbench leaderboard", layout="wide")
+    notices = st.container()  # the link's problems, found while the page is drawn, shown above it
     root = submissions_root()
     if not root.is_dir():
         st.error(f"No submissions folder at {root}")
@@ -56,8 +61,10 @@ def main() -> None:
         st.warning(f"An entry has {len(problems)} problem(s) and is left off the board until `cxrbench validate` "
                    "passes:")
         st.text(f"{name}: " + "; ".join(f"{file} {field}: {what}".replace("  ", " ") for file, field, what in problems))
-    page = st.sidebar.radio("Page", list(PAGES), key="page")
-    PAGES[page](board.entries, table)
+    permalink.begin()
+    page = permalink.choice(st.sidebar.radio, "Page", list(PAGES), key="page", format_func=lambda p: PAGES[p][0])
+    PAGES[page][1](board.entries, table)
+    permalink.finish(notices)
 
 
 main()

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cxrbench.errors import ConfigError, SubmissionError
 from cxrbench.registry import get_task
+from cxrbench.schemas import ComparisonResult
 from cxrbench.submission import (
     CARD_FILE,
     GeneratorCard,
@@ -29,7 +30,8 @@ from cxrbench.verification import LEVELS, file_level
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
            "boot_ci_low", "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds",
-           "verification", "ranked", "date", "revision", "generator_revision"]
+           "efficiency", "efficiency_low", "efficiency_high", "efficiency_note", "verification", "ranked", "date",
+           "revision", "generator_revision"]
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,19 @@ def _rows(entry: Entry) -> list[dict]:
                 "p_holm": c.p_holm, "p_bonferroni": c.p_bonferroni, "mde": c.mde, "t_ci_low": c.t_ci[0],
                 "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0], "boot_ci_high": c.boot_ci[1],
                 "p_t_greater": c.p_t_greater, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
-                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds,
+                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, **_efficiency(c),
                 "verification": verification, "ranked": verification == LEVELS[0],
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
             })
     return rows
+
+
+def _efficiency(c: ComparisonResult) -> dict:
+    """The comparison's transfer efficiency (Δ / Δ real_extra) and its Fieller interval; None where it has none."""
+    e = c.transfer_efficiency
+    values = (None,) * 4 if e is None else (e.value, e.ci_low, e.ci_high, e.note)
+    return dict(zip(("efficiency", "efficiency_low", "efficiency_high", "efficiency_note"), values, strict=True))
 
 
 def build_table(entries: list[Entry]) -> pd.DataFrame:
@@ -118,9 +127,10 @@ def build_table(entries: list[Entry]) -> pd.DataFrame:
 
 
 def seed_scores(entry: Entry) -> pd.DataFrame:
-    """Per-seed scores of the generator's arms and of the arms they were compared with."""
+    """Per-seed scores of the generator's arms and of the arms they were compared with, and the downstream cell
+    each seed's model is (equal cells in two entries are one model: the entries share that arm's run)."""
     rows = [{"suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "arm": arm.generator,
-             "ratio": arm.ratio, "seed": s.seed, "score": s.score}
+             "ratio": arm.ratio, "seed": s.seed, "score": s.score, "cell": s.cell}
             for sub in entry.tasks for arm in [sub.result.baseline, *sub.result.arms] for s in arm.seeds]
     return pd.DataFrame(rows)
 

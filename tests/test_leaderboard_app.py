@@ -18,10 +18,10 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from cxrbench.leaderboard.table import build_table, read_board, write_table
+from tests.leaderboard_app import APP, open_app
 
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = REPO / "submissions"
-APP = REPO / "leaderboard" / "app.py"
 
 pytestmark = pytest.mark.skipif(not (SUBMISSIONS / "oracle" / "generator.yaml").exists(),
                                 reason="the committed submissions are missing")
@@ -40,19 +40,23 @@ def test_table_has_one_row_per_comparison(tmp_path):
 
 @pytest.fixture()
 def app(monkeypatch) -> AppTest:
-    monkeypatch.setenv("CXRBENCH_SUBMISSIONS", str(SUBMISSIONS))
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    return at.run()
+    return open_app(monkeypatch, SUBMISSIONS)
+
+
+PAGES = {"overview": "Overview", "ranking": "Ranking", "comparison": "Comparison", "generator": "Generator",
+         "protocol": "Protocol and statistics"}
 
 
 def test_every_page_renders(app):
-    for page in app.sidebar.radio(key="page").options:
+    assert app.sidebar.radio(key="page").options == list(PAGES.values())
+    for page in PAGES:
         app.sidebar.radio(key="page").set_value(page).run()
         assert not app.exception, (page, app.exception)
         assert app.title, page
 
 
 def test_filters_change_the_table(app):
+    app.sidebar.radio(key="page").set_value("ranking").run()
     before = app.dataframe[0].value
     app.sidebar.multiselect(key="conditioning").set_value(["text"]).run()
     only_text = app.dataframe[0].value
@@ -69,7 +73,7 @@ def test_filters_change_the_table(app):
 
 
 def test_generator_page_shows_card_seeds_and_gallery(app):
-    app.sidebar.radio(key="page").set_value("Generator").run()
+    app.sidebar.radio(key="page").set_value("generator").run()
     app.sidebar.selectbox(key="generator").set_value("oracle").run()
     card = app.dataframe[0].value
     assert "cxrbench maintainers" in card["value"].tolist()
@@ -79,7 +83,7 @@ def test_generator_page_shows_card_seeds_and_gallery(app):
 
 
 def test_generator_page_says_why_real_data_entries_have_no_images(app):
-    app.sidebar.radio(key="page").set_value("Generator").run()
+    app.sidebar.radio(key="page").set_value("generator").run()
     app.sidebar.selectbox(key="generator").set_value("classic_aug").run()
     notes = [c.value for c in app.caption if "no images" in c.value]
     assert len(notes) == 4 and all("the datasets may not be redistributed" in n for n in notes)  # open tasks x regimes
@@ -92,9 +96,7 @@ def test_submission_text_is_shown_as_typed(tmp_path, monkeypatch):
     card = folder / "generator.yaml"
     raw = "**not bold** [link](x) # no heading"
     card.write_text(yaml.safe_dump({**yaml.safe_load(card.read_text()), "description": raw}))
-    monkeypatch.setenv("CXRBENCH_SUBMISSIONS", str(tmp_path))
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.sidebar.radio(key="page").set_value("Generator").run()
+    at = open_app(monkeypatch, tmp_path, {"page": "generator"})
     assert at.text[0].value == raw
     assert not at.exception
 
@@ -105,8 +107,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+BROWSER_VIEWS = {  # screenshot name: (the URL's query, text the page shows once drawn to its end)
+    "leaderboard": ("", "Download this table"),
+    "ranking": ("?page=ranking&suite=embedded&task=phantom_seg&regime=full", "Δ against the synthetic ratio"),
+    "comparison": ("?page=comparison&first=oracle&second=classic_aug", "Download this table"),
+}
+DRAWN_BYTES = 40_000
+"""A drawn page's screenshot is larger (about 90 kB to 170 kB); Streamlit's loading skeleton is 8 kB to 15 kB."""
+PATIENCE = 300
+"""Seconds a view may take to be drawn: the first load imports the app's modules on the server, and every load is
+a new session whose page a loaded machine draws slowly (headless Chromium's virtual time does not wait for it)."""
+
+
+def _browse(flags: list[str], url: str, expected: str, shot: Path) -> str:
+    """The page's DOM once it shows `expected`, and its screenshot once drawn; each try is a new browser session."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        if expected in dom or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    while True:
+        subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+        if (shot.is_file() and shot.stat().st_size > DRAWN_BYTES) or time.monotonic() > deadline:
+            return dom
+        time.sleep(3)
+
+
 @pytest.mark.slow
-def test_real_browser_shows_the_leaderboard(tmp_path):
+def test_real_browser_shows_the_leaderboard_and_its_permalinks(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium)")
@@ -115,7 +144,9 @@ def test_real_browser_shows_the_leaderboard(tmp_path):
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1", "--server.port",
          str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", "--",
          "--submissions", str(SUBMISSIONS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
+    url, doms = f"http://127.0.0.1:{port}/", {}
+    shots = Path(os.environ.get("CXRBENCH_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
     try:
         for _ in range(120):
             try:
@@ -123,26 +154,16 @@ def test_real_browser_shows_the_leaderboard(tmp_path):
                 break
             except OSError:
                 time.sleep(0.5)
-        shots = Path(os.environ.get("CXRBENCH_SCREENSHOT_DIR", tmp_path))
-        shots.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as profile:
             flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-                     "--virtual-time-budget=20000", "--window-size=1400,1100"]
-            # the first load imports the app's modules on the server (slow under load)
-            deadline = time.monotonic() + 240
-            while True:
-                dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-                if "Forest plot" in dom or time.monotonic() > deadline:
-                    break
-                time.sleep(3)
-            for _ in range(3):  # a page drawn over the websocket can still be blank in the first shot
-                subprocess.run([*flags, f"--screenshot={shots / 'leaderboard.png'}", url], capture_output=True,
-                               timeout=120)
-                if (shots / "leaderboard.png").stat().st_size > 10_000:
-                    break
+                     "--virtual-time-budget=60000", "--window-size=1400,1100"]
+            for name, (query, expected) in BROWSER_VIEWS.items():
+                doms[name] = _browse(flags, url + query, expected, shots / f"{name}.png")
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert "cxrbench leaderboard" in dom and "Forest plot" in dom and "oracle" in dom
-    assert (shots / "leaderboard.png").stat().st_size > 10_000
+    for name, (_, expected) in BROWSER_VIEWS.items():
+        assert expected in doms[name] and "oracle" in doms[name], name
+        assert "This link" not in doms[name], name  # a well-formed permalink raises no notice
+        assert (shots / f"{name}.png").stat().st_size > DRAWN_BYTES, name

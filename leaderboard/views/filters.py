@@ -1,10 +1,12 @@
-"""The sidebar filters shared by the ranking page: suite, task, regime, conditioning, reference, ranked only."""
+"""The sidebar filters of the ranking page: suite, task, regime, conditioning, reference, ranked only (each in the
+page's permalink)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from cxrbench.leaderboard.views import permalink
 from cxrbench.protocol import BASELINE
 
 
@@ -13,19 +15,20 @@ def filtered(table: pd.DataFrame) -> pd.DataFrame:
     default)."""
     if table.empty:
         return table
-    suite = st.sidebar.selectbox("Suite", sorted(table["suite"].unique()), key="suite")
+    sidebar = st.sidebar
+    suite = permalink.choice(sidebar.selectbox, "Suite", sorted(table["suite"].unique()), key="suite")
     rows = table[table["suite"] == suite]
-    task = st.sidebar.selectbox("Task", sorted(rows["task"].unique()), key="task")
+    task = permalink.choice(sidebar.selectbox, "Task", sorted(rows["task"].unique()), key="task")
     rows = rows[rows["task"] == task]
     regimes = list(dict.fromkeys(rows.sort_values("n_real")["regime"]))  # smallest (scarce) first
-    regime = st.sidebar.selectbox("Regime", regimes, key="regime")
+    regime = permalink.choice(sidebar.selectbox, "Regime", regimes, key="regime")
     rows = rows[rows["regime"] == regime]
     kinds = sorted({kind for value in table["conditioning"] for kind in value.split(",")})
-    conditioning = st.sidebar.multiselect("Conditioning", kinds, default=kinds, key="conditioning")
+    conditioning = permalink.choices(sidebar.multiselect, "Conditioning", kinds, key="conditioning", default=kinds)
     rows = rows[rows["conditioning"].map(lambda value: bool(set(value.split(",")) & set(conditioning)))]
     references = sorted(rows["reference"].unique(), key=lambda name: (name != BASELINE, name))
-    reference = st.sidebar.selectbox("Compared with", references, key="reference") if references else None
+    reference = permalink.choice(sidebar.selectbox, "Compared with", references, key="reference")
     rows = rows[rows["reference"] == reference]
-    if st.sidebar.checkbox("Ranked entries only (recomputed by CI)", value=False, key="ranked_only"):
+    if permalink.flag(sidebar.checkbox, "Ranked entries only (recomputed by CI)", key="ranked_only"):
         rows = rows[rows["ranked"]]
     return rows

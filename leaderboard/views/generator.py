@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from cxrbench.leaderboard.table import Entry, seed_scores
+from cxrbench.leaderboard.views import permalink
 from cxrbench.leaderboard.views.text import plain
 
 
@@ -23,7 +24,7 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
         st.info("No submissions yet.")
         return
     names = [e.card.name for e in entries]
-    name = st.sidebar.selectbox("Generator", names, key="generator")
+    name = permalink.choice(st.sidebar.selectbox, "Generator", names, key="generator")
     entry = entries[names.index(name)]
     st.title(f"Generator {plain(name)}")
     st.text(entry.card.description)
