@@ -46,4 +46,5 @@ def render(entries: list[Entry], table: pd.DataFrame) -> None:
             continue
         st.markdown(f"**{plain(sub.task)}, {plain(sub.result.regime)} regime**")
         for image in sub.gallery:
-            st.image(str(entry.folder / image.file), caption=plain(image.condition))  # captions render Markdown
+            st.image(str(entry.folder / image.file))
+            st.text(image.condition)  # not a caption: captions render Markdown, and even escaped, a bare URL links
