@@ -19,13 +19,12 @@ from pydantic import BaseModel, Field
 
 from .cache import Cache
 from .cell import synthetic_set
-from .plan import first_ratio_cell, first_regime_plan, stage_key
+from .plan import first_ratio_cell, first_regime_plan
 from .protocol import JUDGE_SEED
+from .real_trained import trained_on_real
 from .samples import SampleSet, Splits
 from .schemas import RunConfig
 from .task import DownstreamModel, Predictions, Task
-
-JUDGE_FILE = "judge.safetensors"
 
 
 class AgreementResult(BaseModel):
@@ -53,16 +52,7 @@ def shuffled_requests(synthetic: SampleSet, seed: int) -> SampleSet:
 def judge(task: Task, real: Splits, data_key: str, cache: Cache, *, device: str) -> DownstreamModel:
     """The task's recipe trained on `real.train` with the judge's seed; trained once per (data, recipe) and kept in
     the cache's `judge` stage as its weights."""
-    from safetensors.torch import load_file, save_file
-
-    key = stage_key("judge", {"data": data_key, "recipe": task.recipe(), "seed": JUDGE_SEED})
-    if not cache.is_complete("judge", key):
-        model = task.train_model(real.train, seed=JUDGE_SEED, device=device)
-        with cache.writing("judge", key, {"task": task.meta.name, "seed": JUDGE_SEED}) as out:
-            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out / JUDGE_FILE)
-    model = task.untrained_model()
-    model.load_state_dict(load_file(cache.path("judge", key) / JUDGE_FILE))
-    return model
+    return trained_on_real(task, real, data_key, cache, stage="judge", seed=JUDGE_SEED, device=device).model
 
 
 class Grader:

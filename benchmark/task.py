@@ -126,6 +126,11 @@ class Task(ABC):
         """The model's predictions of val and test: what `case_metric` reads."""
 
     @abstractmethod
+    def embed(self, model: DownstreamModel, images: np.ndarray, *, device: str) -> np.ndarray:
+        """The model's representation of each image (N, D) float32: the in-domain features that fidelity and
+        memorisation are measured in (`fidelity.in_domain`), from a model of this task's recipe."""
+
+    @abstractmethod
     def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
                          device: str) -> np.ndarray:
         """One score in [0, 1] per image: how well the model finds in it the condition it was made for."""

@@ -16,7 +16,7 @@ from cxrbench.samples import SampleSet, Splits
 from cxrbench.stats import MacroF1
 from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
 
-from .downstream.classifier import ClassifierName, build_classifier, fit_classifier
+from .downstream.classifier import ClassifierName, build_classifier, classifier_features, fit_classifier
 from .downstream.metrics import val_thresholds
 from .downstream.training import Schedule, predict
 
@@ -66,6 +66,10 @@ class ClassificationTask(Task):
         """Probabilities per label: val's choose the thresholds, test's are scored."""
         return {f"{name}_prob": predict(model, part.images[:, None], device=device).astype(np.float32)
                 for name, part in (("val", splits.val), ("test", splits.test))}
+
+    def embed(self, model: DownstreamModel, images: np.ndarray, *, device: str) -> np.ndarray:
+        """The vector the classifier's linear head reads (`classifier_features`)."""
+        return classifier_features(model, images, model=self.model, device=device)
 
     def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
                          device: str) -> np.ndarray:

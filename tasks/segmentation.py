@@ -14,7 +14,13 @@ from cxrbench.task import DownstreamModel, Predictions, Task, TestScores
 
 from .downstream.metrics import dice_per_image
 from .downstream.postprocess import MIN_AREAS_64, THRESHOLDS, TIE_DECIMALS, choose_postprocess, min_areas
-from .downstream.segmenter import build_segmenter, fit_segmenter, predict_masks, predict_probabilities
+from .downstream.segmenter import (
+    build_segmenter,
+    fit_segmenter,
+    predict_masks,
+    predict_probabilities,
+    segmenter_features,
+)
 from .downstream.training import Schedule
 
 
@@ -72,6 +78,10 @@ class SegmentationTask(Task):
                                     self.meta.resolution)
         return {"test_mask": chosen.apply(predict_probabilities(model, splits.test.images, device=device)),
                 "postprocess": chosen.as_array()}
+
+    def embed(self, model: DownstreamModel, images: np.ndarray, *, device: str) -> np.ndarray:
+        """The UNet's bottleneck activations, averaged over the image (`segmenter_features`)."""
+        return segmenter_features(model, images, device=device)
 
     def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,
                          device: str) -> np.ndarray:

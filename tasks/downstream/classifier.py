@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, recompute_batch_norm
+from .training import Schedule, deterministic_cell, fit, recompute_batch_norm, run_batches
 
 ClassifierName = Literal["small_cnn", "xrv_densenet"]
 
@@ -40,3 +40,21 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, *, model: ClassifierN
         fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
         recompute_batch_norm(net, images[real_rows][:, None], device=device)
     return net
+
+
+def classifier_features(net, images: np.ndarray, *, model: ClassifierName, device: str) -> np.ndarray:
+    """The classifier's image representation (N, D), the layer its linear head reads: torchxrayvision's DenseNet's
+    pooled `features2` (1024-d); the small CNN's pooled vector before dropout and the linear layer (64-d)."""
+    if model == "xrv_densenet":
+        return run_batches(net, images[:, None], lambda densenet, batch: densenet.features2(batch), device=device)
+    return run_batches(_small_cnn_trunk(net), images[:, None], lambda trunk, batch: trunk(batch), device=device)
+
+
+def _small_cnn_trunk(net):
+    """The small CNN without its head (Dropout, Linear): a view sharing the trained modules."""
+    import torch.nn as nn
+
+    if not (isinstance(net, nn.Sequential) and isinstance(net[-2], nn.Dropout) and isinstance(net[-1], nn.Linear)):
+        raise TypeError(f"expected the recipe's small_cnn (a Sequential ending in Dropout, Linear), got "
+                        f"{type(net).__name__}")
+    return net[:-2]

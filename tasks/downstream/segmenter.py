@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, predict
+from .training import Schedule, deterministic_cell, fit, predict, run_batches
 
 
 def build_segmenter(channels: tuple[int, ...]):
@@ -34,3 +34,33 @@ def predict_probabilities(net, images: np.ndarray, *, device: str) -> np.ndarray
 def predict_masks(net, images: np.ndarray, *, device: str) -> np.ndarray:
     """Boolean masks (N, H, W): the segmenter's sigmoid output above 0.5 (no minimum area)."""
     return predict_probabilities(net, images, device=device) > 0.5
+
+
+def bottleneck(net):
+    """The UNet's deepest layer: the submodule of the innermost skip connection (MONAI nests one per level, the
+    bottom layer inside the last), found by structure rather than by a path that a MONAI release could move."""
+    from monai.networks.layers import SkipConnection
+
+    skips = [m for m in net.modules() if isinstance(m, SkipConnection)]
+    innermost = [s.submodule for s in skips if not any(isinstance(m, SkipConnection) for m in s.submodule.modules())]
+    if len(innermost) != 1:
+        raise TypeError(f"expected a MONAI UNet with one innermost skip connection, found {len(innermost)} in "
+                        f"{type(net).__name__}")
+    return innermost[0]
+
+
+def segmenter_features(net, images: np.ndarray, *, device: str) -> np.ndarray:
+    """The global average of the bottleneck's activations (N, channels[-1]), taken by a forward hook: the most
+    abstract representation of the image the UNet forms, before the decoder mixes in the skip connections."""
+    layer = bottleneck(net)
+
+    def pooled_bottleneck(unet, batch):
+        captured = []
+        handle = layer.register_forward_hook(lambda _module, _inputs, output: captured.append(output.mean(dim=(2, 3))))
+        try:
+            unet(batch)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    return run_batches(net, images[:, None], pooled_bottleneck, device=device)

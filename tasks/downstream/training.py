@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrbench.kernels import one_thread
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -23,19 +25,6 @@ class Schedule:
     batch_size: int
     learning_rate: float
     weight_decay: float = 0.0
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread: a sum's order, hence its rounding, cannot depend on the machine's core count."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextmanager
@@ -110,10 +99,19 @@ def predict(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) ->
     """Sigmoid outputs of `model` over `inputs`, in order, on one thread."""
     import torch
 
+    return run_batches(model, inputs, lambda net, batch: torch.sigmoid(net(batch)), device=device,
+                       batch_size=batch_size)
+
+
+def run_batches(model, inputs: np.ndarray, forward: Callable, *, device: str, batch_size: int = 128) -> np.ndarray:
+    """`forward(model, batch)` over `inputs` in batches, in order: the model in eval mode, on one thread, without
+    gradients. What the model's predictions and its embeddings (`Task.embed`) both run through."""
+    import torch
+
     model.to(device).eval()
     outputs = []
     with one_thread(), torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size], dtype=np.float32))
-            outputs.append(torch.sigmoid(model(batch.to(device))).float().cpu().numpy())
+            outputs.append(forward(model, batch.to(device)).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)

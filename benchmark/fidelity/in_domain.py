@@ -1,0 +1,49 @@
+"""The in-domain encoder: the task's own downstream recipe trained on the real training split, read at the layer
+before its output (`Task.embed`). Always available (it needs no downloaded weights), and it sees what the task's
+models see: the same resolution, the same findings.
+
+It trains with `protocol.FEATURE_SEED`, which no run, judge or proxy uses, once per (data, recipe), and is kept in
+the cache's `encoder` stage (`real_trained`). Its identity's hash is that of the cached safetensors file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cache import Cache, file_sha256
+from ..errors import DataError
+from ..protocol import FEATURE_SEED
+from ..real_trained import RealTrained, trained_on_real
+from ..samples import Splits
+from ..task import Task
+from .extractor_base import ExtractorIdentity, FeatureExtractor, checked_images
+
+ENCODER_STAGE = "encoder"
+
+
+class InDomainEncoder(FeatureExtractor):
+    def __init__(self, task: Task, trained: RealTrained, *, device: str) -> None:
+        self.task, self.model, self.device = task, trained.model, device
+        size = task.meta.resolution
+        dim = task.embed(self.model, np.zeros((1, size, size), np.float32), device=device).shape[1]
+        self.identity = ExtractorIdentity(name="in_domain", kind=f"{task.meta.name} recipe {task.recipe()['model']}",
+                                          weights_sha256=file_sha256(trained.weights), dim=dim,
+                                          input_size=(size, size))
+
+    def embed(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """As `FeatureExtractor.embed`; images must be at the task's resolution, the only one its recipe knows."""
+        images = checked_images(images)
+        if images.shape[1:] != self.identity.input_size:
+            raise DataError(f"the in-domain encoder of task {self.task.meta.name} takes images of "
+                            f"{self.identity.input_size[0]} x {self.identity.input_size[1]} pixels, got "
+                            f"{images.shape[1]} x {images.shape[2]}")
+        return super().embed(images, batch_size=batch_size)
+
+    def _embed_batch(self, images: np.ndarray) -> np.ndarray:
+        return self.task.embed(self.model, images, device=self.device)
+
+
+def in_domain_encoder(task: Task, real: Splits, data_key: str, cache: Cache, *, device: str) -> InDomainEncoder:
+    """The task's encoder for the data of `data_key`: trained on `real.train` where the cache lacks it."""
+    trained = trained_on_real(task, real, data_key, cache, stage=ENCODER_STAGE, seed=FEATURE_SEED, device=device)
+    return InDomainEncoder(task, trained, device=device)
