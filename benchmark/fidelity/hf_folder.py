@@ -34,9 +34,9 @@ class HfFolderExtractor(FeatureExtractor):
         try:
             self.processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
             self.model = AutoModel.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        except (OSError, ValueError, KeyError) as error:
+        except Exception as error:  # noqa: BLE001 - whatever a malformed file makes a loader raise is bad input
             raise ConfigError(f"Hugging Face model folder {folder}: transformers cannot load it: "
-                              f"{str(error).splitlines()[0]}") from None
+                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
         self.model.to(device).eval()
         self.device, self.folder = device, folder
         probe = np.zeros((1, 8, 8), np.float32)
