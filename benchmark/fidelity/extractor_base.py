@@ -37,7 +37,7 @@ class FeatureExtractor(ABC):
 
     def embed(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
         """Features of `images`, `batch_size` at a time, on one thread and without gradients, so that the same images
-        give the same bits. The batch size changes the last bits (about 2e-5 relative), so cached features fix it
+        give the same bits. The batch size can change the last bits, so cached features fix it
         (`features.FEATURE_BATCH_SIZE`)."""
         import torch
 

@@ -1,8 +1,8 @@
 """Feature arrays kept in the stage cache (`features`), so that each image set is embedded once per extractor.
 
 A key holds the extractor's identity (its weights' hash among it), the caller's key for the images (a data key and
-split, a synthetic set's key) with their shape, and the batch size, which is fixed: it changes the last bits of the
-features (about 2e-5 relative), and one set's features must be the same bits whoever computed them first.
+split, a synthetic set's key) with their shape, and the batch size, which is fixed: it can change the last bits of
+the features (docs/fidelity.md), and one set's features must be the same bits whoever computed them first.
 """
 
 from __future__ import annotations
