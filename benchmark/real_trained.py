@@ -1,8 +1,8 @@
 """A task's recipe trained once on the real training split with a reserved seed, and kept in the stage cache.
 
-The agreement judge (`agreement.judge`) and the in-domain feature encoder (`fidelity.in_domain`) are both such a
-model: trained once per (data, recipe, seed) and then read from the cache by every later grading or measurement,
-for any generator. A reserved seed (`protocol`) keeps each of them apart from the models a run compares.
+The agreement judge (`agreement.judge`) and the in-domain feature encoder (`feature_extractors.InDomainEncoder`)
+are both such a model: trained once per (data, recipe, seed) and then read from the cache by every later grading or
+measurement, for any generator. A reserved seed (`protocol`) keeps each of them apart from the models a run compares.
 """
 
 from __future__ import annotations

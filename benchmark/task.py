@@ -128,7 +128,7 @@ class Task(ABC):
     @abstractmethod
     def embed(self, model: DownstreamModel, images: np.ndarray, *, device: str) -> np.ndarray:
         """The model's representation of each image (N, D) float32: the in-domain features that fidelity and
-        memorisation are measured in (`fidelity.in_domain`), from a model of this task's recipe."""
+        memorisation are measured in (`feature_extractors.InDomainEncoder`), from a model of this task's recipe."""
 
     @abstractmethod
     def condition_scores(self, model: DownstreamModel, images: np.ndarray, conditions: list[Condition], *,

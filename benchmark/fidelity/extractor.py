@@ -1,42 +1,71 @@
-"""Which feature extractor fidelity and memorisation are measured in, chosen by a spec string:
+"""What a feature extractor is: a fixed network that maps greyscale images to vectors, and the identity that says
+which network it was, so that numbers measured in different feature spaces are never compared.
 
-- `in_domain` (the default): the task's own downstream recipe trained on the real training split
-  (`in_domain.InDomainEncoder`); always available;
-- `xrv:<path>`: torchxrayvision's DenseNet-121 from a local state dict (`xrv_densenet.XrvDenseNetExtractor`);
-- `hf:<folder>`: a Hugging Face vision model saved in a local folder (`hf_folder.HfFolderExtractor`).
-
-Nothing is downloaded. Each extractor carries an `ExtractorIdentity`; numbers from different identities are
-different measurements and never share a column.
+The concrete extractors (`in_domain`, `xrv_densenet`, `hf_folder`) import this; `extractor.extractor_from_spec`
+picks one of them by name.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from abc import ABC, abstractmethod
 
-from ..cache import Cache
-from ..errors import ConfigError
-from ..samples import Splits
-from ..task import Task
-from .extractor_base import ExtractorIdentity, FeatureExtractor
-from .hf_folder import HfFolderExtractor
-from .in_domain import in_domain_encoder
-from .xrv_densenet import XrvDenseNetExtractor
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ExtractorIdentity", "FeatureExtractor", "extractor_from_spec"]
-
-DEFAULT_SPEC = "in_domain"
+from ..errors import DataError
+from ..kernels import one_thread
 
 
-def extractor_from_spec(spec: str, *, task: Task, real: Splits, data_key: str, cache: Cache,
-                        device: str) -> FeatureExtractor:
-    """The extractor `spec` names (see the module's docstring); `task`, `real`, `data_key` and `cache` serve the
-    in-domain encoder, which trains where the cache lacks it."""
-    kind, _, location = spec.partition(":")
-    if spec == DEFAULT_SPEC:
-        return in_domain_encoder(task, real, data_key, cache, device=device)
-    if kind == "xrv" and location:
-        return XrvDenseNetExtractor(Path(location), device=device)
-    if kind == "hf" and location:
-        return HfFolderExtractor(Path(location), device=device)
-    raise ConfigError(f"feature extractor {spec!r}: expected 'in_domain', 'xrv:<path to a torchxrayvision DenseNet "
-                      f"state dict>' or 'hf:<local Hugging Face model folder>'")
+class ExtractorIdentity(BaseModel):
+    """Everything that decides an extractor's features: part of every cached feature array's key and of every
+    result measured in them. Two results are comparable only where their identities are equal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description='"in_domain", "xrv_densenet" or "hf:<folder name>".')
+    kind: str = Field(description="The network and the layer read, e.g. 'small_cnn pooled' or 'vit pooler_output'.")
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights the features come "
+                                                                        "from (see each extractor).")
+    dim: int = Field(ge=1, description="Length of a feature vector.")
+    input_size: tuple[int, int] = Field(description="(height, width) of the images the network sees.")
+
+
+class FeatureExtractor(ABC):
+    """A fixed network, in eval mode, that embeds images (N, H, W) in [0, 1] as float32 vectors (N, D)."""
+
+    identity: ExtractorIdentity
+
+    def embed(self, images: np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """Features of `images`, `batch_size` at a time, on one thread and without gradients, so that the same images
+        give the same bits. The batch size can change the last bits, so cached features fix it
+        (`features.FEATURE_BATCH_SIZE`)."""
+        import torch
+
+        images = checked_images(images)
+        parts = []
+        with one_thread(), torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                parts.append(np.asarray(self._embed_batch(images[start : start + batch_size]), dtype=np.float32))
+        features = np.concatenate(parts) if parts else np.zeros((0, self.identity.dim), np.float32)
+        if features.shape != (len(images), self.identity.dim):
+            raise RuntimeError(f"extractor {self.identity.name} returned features of shape {features.shape}, expected "
+                               f"({len(images)}, {self.identity.dim})")
+        return features
+
+    @abstractmethod
+    def _embed_batch(self, images: np.ndarray) -> np.ndarray:
+        """Features (n, D) of one batch of checked images (n, H, W) float32 in [0, 1]."""
+
+
+def checked_images(images: np.ndarray) -> np.ndarray:
+    """`images` as float32 (N, H, W), refused unless finite and in [0, 1] (cxrbench's image convention)."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise DataError(f"feature extraction takes greyscale images (N, H, W), got shape {images.shape}")
+    images = images.astype(np.float32, copy=False)
+    if images.size and not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise DataError("feature extraction takes images with finite values in [0, 1]; these range over "
+                        f"[{np.nanmin(images):g}, {np.nanmax(images):g}]" + ("" if np.isfinite(images).all() else
+                                                                           " and hold NaN or infinite values"))
+    return images
+

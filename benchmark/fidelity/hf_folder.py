@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..untrusted import irregular_paths
-from .extractor_base import ExtractorIdentity, FeatureExtractor
+from .extractor import ExtractorIdentity, FeatureExtractor
 
 CONFIG = "config.json"
 PROCESSOR_CONFIG = "preprocessor_config.json"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..untrusted import read_bounded
-from .extractor_base import ExtractorIdentity, FeatureExtractor
+from .extractor import ExtractorIdentity, FeatureExtractor
 
 INPUT_SIZE = (224, 224)
 MAX_WEIGHTS_BYTES = 2**30

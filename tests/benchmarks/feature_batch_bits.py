@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cxrbench.cache import Cache
-from cxrbench.fidelity.extractor import extractor_from_spec
+from cxrbench.feature_extractors import extractor_from_spec
 from cxrbench.registry import get_task
 from cxrbench.task_data import load_splits
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cache import Cache
-from ..plan import stage_key
-from .extractor_base import FeatureExtractor
+from .cache import Cache
+from .fidelity.extractor import FeatureExtractor
+from .plan import stage_key
 
 FEATURES_STAGE = "features"
 FEATURES_FILE = "features.npy"
