@@ -57,7 +57,8 @@ PROXY_SEED = 7_001
 """The proxy's training seed: neither the judge's nor a run seed, so a filter is never graded by itself."""
 FEATURE_SEED = 8_001
 """The in-domain feature encoder's training seed (`feature_extractors.InDomainEncoder`): neither a run seed, the
-judge's nor the proxy's, so the features that measure fidelity never come from a model the run compares, grades or filters with."""
+judge's nor the proxy's, so the features that measure fidelity never come from a model the run compares, grades or
+filters with."""
 
 
 def condition_kind(task: TaskMeta) -> Conditioning:
