@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from .conditions import ConditionPolicy
+from .fidelity.assessment import ArmQuality
 from .protocol import RESULT_SCHEMA_VERSION
 
 Conditioning = Literal["label", "text", "mask"]
@@ -230,6 +231,10 @@ class TaskResult(BaseModel):
     baseline: ArmResult
     arms: list[ArmResult]
     comparisons: list[ComparisonResult]
+    quality: list[ArmQuality] = Field(
+        default_factory=list, description="Per synthetic arm, fidelity, memorisation and re-identification of its "
+                                          "reviewed synthetic set; empty for a run without them (--no-quality) and "
+                                          "for results written before they existed.")
 
 
 class RunResult(BaseModel):
