@@ -103,6 +103,10 @@ class RunConfig(BaseModel):
                                      "single (at most one finding each); see ConditionPolicy. Single: exploratory.")
     mask_transforms: bool = Field(default=True, description="Whether mask conditions are randomly transformed "
                                   "(the protocol's) or the training masks as they are (exploratory).")
+    quality: bool = Field(default=True, description="Whether the run measures each synthetic arm's fidelity, "
+                          "memorisation and re-identification (TaskResult.quality).")
+    feature_extractor: str = Field(default="in_domain", description="The feature space of the quality numbers: "
+                                   "in_domain, xrv:<local weights file> or hf:<local model folder>.")
 
     @property
     def condition_policy(self) -> ConditionPolicy:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .extractor import ExtractorIdentity
+from .extractor_base import ExtractorIdentity
 from .memorisation import MemorisationResult
 from .metrics import FidelityResult, FidelitySettings, GroupFidelity
 from .reidentification import ReidentificationResult
@@ -61,5 +61,8 @@ class ArmQuality(BaseModel):
         description="Nearest regime training image in the extractor's feature space and in pixel space (flattened "
                     "pixels at the task's resolution).")
     reidentification: ReidentificationResult | None = Field(
-        default=None, description="The patient verifier on each synthetic image and its nearest training image; "
-                                  "None where the task's training split has too few patients with two studies.")
+        default=None, description="The patient verifier on each synthetic image and its nearest training image in "
+                                  "feature space; None where no verifier could be trained (`no_reidentification`).")
+    no_reidentification: str | None = Field(default=None, description="Why `reidentification` is None, e.g. a "
+                                                                      "training split without patients with two "
+                                                                      "studies.")
