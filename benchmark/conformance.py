@@ -213,13 +213,14 @@ class _TaskCheck:
 
     def _check_conditions(self, images: np.ndarray | None, conditions: list[Condition]) -> None:
         from .agreement import Grader, judge
+        from .plan import largest_regime_splits
         from .synthetic import training_rows
 
         check = "honours its conditions"
         if images is None:
             self.add(check, "skip", "not graded: the images failed the shape or finite check")
             return
-        real, data_key = self._judge_data()
+        real, data_key = largest_regime_splits(self.task, self.config.data_root, self.cache.root)
         model = judge(self.task, real, data_key, self.cache, device=self.config.device)
         ids = np.array([f"check/{i}" for i in range(len(images))])
         grader = Grader(self.task, model, real, training_rows(np.clip(images, 0, 1), conditions,
@@ -230,15 +231,6 @@ class _TaskCheck:
         self.add(check, "pass" if p <= CONDITIONS_P else "fail",
                  f"{self.task.meta.metric} matched {matched:.3f}, shuffled {shuffled.mean():.3f} ± {shuffled.std():.3f}"
                  f" ({SHUFFLES} shuffles), p {p:.3f} (pass: p <= {CONDITIONS_P})")
-
-    def _judge_data(self):
-        """The largest regime's real splits (the judge's training data) and their data key."""
-        from .plan import data_key
-
-        regimes = self.task.meta.regimes
-        largest = max(regimes.values(), key=lambda size: float("inf") if size is None else size)
-        real = self.task.load(self.config.data_root, train_size=largest, cache_dir=self.cache.root)
-        return real, data_key(self.task, real, self.config.data_root)
 
     def _check_speed(self, per_second: float, fit_seconds: float | None) -> None:
         meta = self.task.meta

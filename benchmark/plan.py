@@ -106,6 +106,14 @@ def data_key(task: Task, splits: Splits, root: Path | None) -> str:
     return stage_key("data", {"fingerprint": task.fingerprint(root), "ids": {k: "\n".join(v) for k, v in ids.items()}})
 
 
+def largest_regime_splits(task: Task, data_root: Path | None, cache_dir: Path | None) -> tuple[Splits, str]:
+    """The real splits of the task's largest regime and their data key: what the models every regime of the task
+    shares (the agreement judge, the feature extractor, the re-identification verifier) are trained on."""
+    largest = max(task.meta.regimes.values(), key=lambda size: float("inf") if size is None else size)
+    splits = task.load(data_root, train_size=largest, cache_dir=cache_dir)
+    return splits, data_key(task, splits, data_root)
+
+
 def fit_key(generator: Generator, data: str, pretraining: Callable[[], str] | None = None) -> str:
     """The fit identity, the generator's code identity (whatever `fit_identity` an override returns), the data and
     the fit seed. The data is the training split's key (`data`); for a fit on the pretraining pool the pool's key

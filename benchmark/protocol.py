@@ -31,7 +31,7 @@ SUBMISSION_SCHEMA_VERSION = "3"
 declared but cxrbench never wrote; 3: one task file per task and regime, holding a protocol 2 result)."""
 
 STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2", "judge": "1",
-                  "encoder": "1", "features": "1"}
+                  "encoder": "1", "features": "1", "quality": "1"}
 """Each cache stage's version: part of every key of that stage, so a bump recomputes exactly that stage."""
 
 BASELINE = "real_only"

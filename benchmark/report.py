@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .protocol import BASELINE
+from .quality_report import QUALITY_COLUMNS, QUALITY_NOTE, QUALITY_TITLE, quality_row, quality_title
 from .schemas import ComparisonResult, RunResult, TaskResult, TransferEfficiency
 
 MARKDOWN_COLUMNS = ["task", "regime", "n real+syn", "generator", "vs", "reference", "arm", "Δ", "95% CI", "p Holm",
@@ -78,6 +79,18 @@ def _efficiency_table(task: TaskResult, rows: list[list[str]]) -> Table:
     return table
 
 
+def _quality_table(task: TaskResult) -> Table:
+    title = quality_title(task)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), pad_edge=False,
+                  title_justify="left")
+    for column in QUALITY_COLUMNS:
+        table.add_column(column, justify="left" if column in ("generator", QUALITY_COLUMNS[-1]) else "right",
+                         no_wrap=column != QUALITY_COLUMNS[-1])
+    for quality in task.quality:
+        table.add_row(*quality_row(quality))
+    return table
+
+
 def rich_report(result: RunResult) -> Group:
     """One table per task and regime, then how to read them and what the run lacks."""
     seeds = len(result.tasks[0].baseline.seeds) if result.tasks else 0
@@ -91,11 +104,14 @@ def rich_report(result: RunResult) -> Group:
               for generator, members in result.incomplete.items()]
     notes += policy_notes(result)
     notes += verification_notes(result)
+    notes += [QUALITY_NOTE] if any(task.quality for task in result.tasks) else []
     tables = []
     for task in result.tasks:
         tables += [_terminal_table(task), Text("")]
         if rows := efficiency_rows(task):
             tables += [_efficiency_table(task, rows), Text("")]
+        if task.quality:
+            tables += [_quality_table(task), Text("")]
     return Group(*tables, *(Text(note, style="dim") for note in notes))
 
 
@@ -124,6 +140,12 @@ def markdown(result: RunResult) -> str:
         lines += [f"\n**{EFFICIENCY_TITLE}**, against real_only at the same ratio (95% Fieller interval)\n",
                   "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row) + " |" for row in efficiency]
+    quality = [[task.task.name, task.regime, *quality_row(q)] for task in result.tasks for q in task.quality]
+    if quality:
+        columns = ["task", "regime", *QUALITY_COLUMNS]
+        lines += [f"\n**{QUALITY_TITLE}**: {QUALITY_NOTE}\n", "| " + " | ".join(columns) + " |",
+                  "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in quality]
     lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
               for generator, members in result.incomplete.items()]
     lines += [f"\n{note}" for note in [*policy_notes(result), *verification_notes(result)]]

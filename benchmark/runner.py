@@ -70,6 +70,13 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress:
     compute(plans, [cell for plan in plans for cell in plan.cells()], cache, workers=workers,
             show_progress=show_progress, console=console)
     scored = score_run(plans, cache, n_boot=config.n_boot, profile=config.profile)
+    tasks = scored.tasks
+    if config.quality:
+        from .quality import assess_run  # its extractors and verifier load torch only when a run measures quality
+
+        with progress.showing(show_progress, console):
+            qualities = assess_run(plans, config, cache)
+        tasks = [task.model_copy(update={"quality": quality}) for task, quality in zip(tasks, qualities, strict=True)]
     for generator, members in scored.incomplete.items():
         log.warning("incomplete: %s lacks %d comparison(s) of its protocol family (counted as p = 1): %s",
                     generator, len(members), "; ".join(members))
@@ -77,7 +84,7 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress:
         protocol_version=PROTOCOL_VERSION,
         smoke_profile_version=SMOKE_PROFILE_VERSION if config.profile == "smoke" else None,
         cxrbench_version=__version__, created=datetime.now(timezone.utc),
-        config=config, generators=[generator_class(g).meta for g in config.generators], tasks=scored.tasks,
+        config=config, generators=[generator_class(g).meta for g in config.generators], tasks=tasks,
         incomplete=scored.incomplete,
         methods=METHODS, environment=_environment(), wall_seconds=time.perf_counter() - started,
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from .conditions import ConditionPolicy
+from .fidelity.assessment import ArmQuality
 from .protocol import RESULT_SCHEMA_VERSION
 
 Conditioning = Literal["label", "text", "mask"]
@@ -102,6 +103,10 @@ class RunConfig(BaseModel):
                                      "single (at most one finding each); see ConditionPolicy. Single: exploratory.")
     mask_transforms: bool = Field(default=True, description="Whether mask conditions are randomly transformed "
                                   "(the protocol's) or the training masks as they are (exploratory).")
+    quality: bool = Field(default=True, description="Whether the run measures each synthetic arm's fidelity, "
+                          "memorisation and re-identification (TaskResult.quality).")
+    feature_extractor: str = Field(default="in_domain", description="The feature space of the quality numbers: "
+                                   "in_domain, xrv:<local weights file> or hf:<local model folder>.")
 
     @property
     def condition_policy(self) -> ConditionPolicy:
@@ -230,6 +235,10 @@ class TaskResult(BaseModel):
     baseline: ArmResult
     arms: list[ArmResult]
     comparisons: list[ComparisonResult]
+    quality: list[ArmQuality] = Field(
+        default_factory=list, description="Per synthetic arm, fidelity, memorisation and re-identification of its "
+                                          "reviewed synthetic set; empty for a run without them (--no-quality) and "
+                                          "for results written before they existed.")
 
 
 class RunResult(BaseModel):

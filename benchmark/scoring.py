@@ -51,6 +51,14 @@ METHODS = {
                            "interval from their joint covariance (per-seed covariance / n_seeds plus the covariance "
                            "of the paired patient-bootstrap replicates), t at the Satterthwaite df of "
                            "Δ(arm) − ratio · Δ(real_extra); none when Δ(real_extra)'s primary interval includes 0",
+    "quality": "per synthetic arm, its set of the run's first seed at its first ratio: FID, KID, precision, recall, "
+               "density, coverage (k = 5) against the real test split with bias-corrected percentile bootstrap "
+               "intervals (200 replicates), also per condition group; memorisation: the share of synthetic images "
+               "nearer a regime training image than the 5% nearest real test images, in the feature space and in "
+               "pixels (Wilson interval, beta-binomial p); re-identification: the same share for a patient "
+               "verifier's same-patient call on each image and its nearest training image. Features from one "
+               "extractor per task (named with its weights' sha256), trained like the verifier on the task's "
+               "largest regime's real training split",
 }
 
 

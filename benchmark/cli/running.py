@@ -62,6 +62,12 @@ def run(
     mask_transforms: Annotated[bool, typer.Option(
         help="Randomly transform the real masks of mask conditions (the protocol's); --no-mask-transforms: the masks "
              "as they are (exploratory, never submitted).")] = True,
+    quality: Annotated[bool, typer.Option(
+        help="Measure each synthetic arm's fidelity, memorisation and re-identification (docs/fidelity.md); "
+             "--no-quality: the Δs alone.")] = True,
+    feature_extractor: Annotated[str, typer.Option(
+        help="The quality numbers' feature space: in_domain (the task's recipe trained on its real data), "
+             "xrv:<local torchxrayvision DenseNet weights> or hf:<local Hugging Face model folder>.")] = "in_domain",
     data_root: DataRoot = None,
     cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
@@ -88,6 +94,7 @@ def run(
                            regimes=given_names(regimes, "--regimes"), train_size=train_size, n_boot=n_boot,
                            first_seed=first_seed, profile=profile.value, data_root=data_root, device=device,
                            label_conditions=label_conditions.value, mask_transforms=mask_transforms,
+                           quality=quality, feature_extractor=feature_extractor,
                            generator_config=read_generator_config(generator_config))
         names = "-".join(config.generators)
         suffix = "_smoke" if config.profile == "smoke" else ""
