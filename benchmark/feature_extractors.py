@@ -17,8 +17,9 @@ import numpy as np
 
 from .cache import Cache, file_sha256
 from .errors import ConfigError, DataError
-from .fidelity.extractor import ExtractorIdentity, FeatureExtractor, checked_images
+from .fidelity.extractor import FeatureExtractor, checked_images
 from .fidelity.hf_folder import HfFolderExtractor
+from .fidelity.identity import ExtractorIdentity
 from .fidelity.xrv_densenet import XrvDenseNetExtractor
 from .protocol import FEATURE_SEED
 from .real_trained import RealTrained, trained_on_real

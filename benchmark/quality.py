@@ -21,10 +21,10 @@ from . import progress
 from .cache import Cache
 from .cell import synthetic_set
 from .errors import DataError
-from .fidelity.assessment import NO_FINDING, WITH_FINDING, WITHOUT_FINDING, ArmQuality, QualitySettings
 from .feature_extractors import extractor_from_spec
-from .fidelity.extractor import FeatureExtractor
 from .features import cached_features
+from .fidelity.assessment import NO_FINDING, WITH_FINDING, WITHOUT_FINDING, ArmQuality, QualitySettings
+from .fidelity.extractor import FeatureExtractor
 from .fidelity.memorisation import memorisation, nearest_training
 from .fidelity.metrics import fidelity, fidelity_by_group
 from .fidelity.reidentification import reidentification

@@ -19,7 +19,8 @@ from cxrbench.cache import Cache, file_sha256
 from cxrbench.errors import ConfigError, DataError
 from cxrbench.feature_extractors import extractor_from_spec
 from cxrbench.features import cached_features
-from cxrbench.fidelity.extractor import ExtractorIdentity, FeatureExtractor
+from cxrbench.fidelity.extractor import FeatureExtractor
+from cxrbench.fidelity.identity import ExtractorIdentity
 from cxrbench.fidelity.metrics import fid
 from cxrbench.plan import _refuse_reserved_seeds
 from cxrbench.protocol import FEATURE_SEED, JUDGE_SEED

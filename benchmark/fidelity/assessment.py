@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .extractor import ExtractorIdentity
+from .identity import ExtractorIdentity
 from .memorisation import MemorisationResult
 from .metrics import FidelityResult, FidelitySettings, GroupFidelity
 from .reidentification import ReidentificationResult

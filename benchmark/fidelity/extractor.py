@@ -1,8 +1,8 @@
 """What a feature extractor is: a fixed network that maps greyscale images to vectors, and the identity that says
-which network it was, so that numbers measured in different feature spaces are never compared.
+which network it was (`identity`), so that numbers measured in different feature spaces are never compared.
 
-The concrete extractors (`in_domain`, `xrv_densenet`, `hf_folder`) import this; `extractor.extractor_from_spec`
-picks one of them by name.
+The concrete extractors (`feature_extractors.InDomainEncoder`, `xrv_densenet`, `hf_folder`) import this;
+`feature_extractors.extractor_from_spec` picks one of them by name.
 """
 
 from __future__ import annotations
@@ -10,24 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DataError
 from ..kernels import one_thread
-
-
-class ExtractorIdentity(BaseModel):
-    """Everything that decides an extractor's features: part of every cached feature array's key and of every
-    result measured in them. Two results are comparable only where their identities are equal."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(description='"in_domain", "xrv_densenet" or "hf:<folder name>".')
-    kind: str = Field(description="The network and the layer read, e.g. 'small_cnn pooled' or 'vit pooler_output'.")
-    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the weights the features come "
-                                                                        "from (see each extractor).")
-    dim: int = Field(ge=1, description="Length of a feature vector.")
-    input_size: tuple[int, int] = Field(description="(height, width) of the images the network sees.")
+from .identity import ExtractorIdentity
 
 
 class FeatureExtractor(ABC):

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..untrusted import irregular_paths
-from .extractor import ExtractorIdentity, FeatureExtractor
+from .extractor import FeatureExtractor
+from .identity import ExtractorIdentity
 
 CONFIG = "config.json"
 PROCESSOR_CONFIG = "preprocessor_config.json"

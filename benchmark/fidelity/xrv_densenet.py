@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..untrusted import read_bounded
-from .extractor import ExtractorIdentity, FeatureExtractor
+from .extractor import FeatureExtractor
+from .identity import ExtractorIdentity
 
 INPUT_SIZE = (224, 224)
 MAX_WEIGHTS_BYTES = 2**30
