@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, predict
+from cxrbench.determinism import deterministic_cell
+
+from .training import Schedule, fit, predict
 
 
 def build_segmenter(channels: tuple[int, ...]):
