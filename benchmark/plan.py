@@ -27,6 +27,7 @@ from .protocol import (
     FIT_SEED,
     JUDGE_SEED,
     PROXY_SEED,
+    REID_SEED,
     STAGE_VERSIONS,
     incompatibility,
     leaked_training_data,
@@ -269,11 +270,13 @@ def checked_config(config: RunConfig) -> RunConfig:
 
 
 def _refuse_reserved_seeds(seeds: list[int]) -> None:
-    """The agreement judge and the proxy train with seeds of their own, so that neither is ever a compared model."""
-    reserved = sorted({JUDGE_SEED, PROXY_SEED} & set(seeds))
+    """The agreement judge, the proxy and the re-identification verifier train with seeds of their own, so that none
+    is ever a compared model."""
+    reserved = sorted({JUDGE_SEED, PROXY_SEED, REID_SEED} & set(seeds))
     if reserved:
         raise ConfigError(f"--first-seed: the run's seeds {seeds[0]} to {seeds[-1]} include {reserved[0]}, which the "
-                          f"protocol reserves (agreement judge {JUDGE_SEED}, proxy {PROXY_SEED}); start elsewhere")
+                          f"protocol reserves (agreement judge {JUDGE_SEED}, proxy {PROXY_SEED}, re-identification "
+                          f"verifier {REID_SEED}); start elsewhere")
 
 
 def _check_data_root(root: Path | None) -> None:

@@ -30,7 +30,7 @@ SUBMISSION_SCHEMA_VERSION = "3"
 """The schema of a submission's `generator.yaml` and task files (2: no fidelity/privacy fields, which version 1
 declared but cxrbench never wrote; 3: one task file per task and regime, holding a protocol 2 result)."""
 
-STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2", "judge": "1"}
+STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2", "judge": "1", "verifier": "1"}
 """Each cache stage's version: part of every key of that stage, so a bump recomputes exactly that stage."""
 
 BASELINE = "real_only"
@@ -54,6 +54,8 @@ JUDGE_SEED = 9_001
 """The agreement judge's training seed: far from the run seeds (0..n), so it is never a compared model."""
 PROXY_SEED = 7_001
 """The proxy's training seed: neither the judge's nor a run seed, so a filter is never graded by itself."""
+REID_SEED = 6_001
+"""The re-identification verifier's training seed (and its pairs'): neither a run seed, the judge's nor the proxy's."""
 
 
 def condition_kind(task: TaskMeta) -> Conditioning:
