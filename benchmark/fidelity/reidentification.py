@@ -53,7 +53,7 @@ def verifier_quality(verifier: Verifier, images: np.ndarray, patient_ids: np.nda
     if len(patient_ids) != len(images):
         raise DataError(f"test images: {len(images)} images but {len(patient_ids)} patient ids")
     first, second, same = verification_pairs(patient_ids, seed=seed, n_pairs=n_pairs, name="test images")
-    logits = verifier.logits(images[first], images[second])
+    logits = verifier.pair_logits(images, first, second)
     _, patient = np.unique(np.asarray(patient_ids).astype(str), return_inverse=True)
     first_patient, second_patient = patient[first], patient[second]
     n_patients = int(patient.max()) + 1

@@ -5,6 +5,9 @@ cxrbench trains its own on the task's real training split (nothing is downloaded
 one again, trains nothing. A shared trunk maps each image to an embedding; a head scores a pair from |e₁ − e₂| and
 e₁ · e₂ (symmetric in the two images) as a same-patient logit.
 
+Its training pairs (`verification_pairs`) are drawn here too, and the same rule draws the test pairs its quality
+is measured on (`reidentification.verifier_quality`).
+
 The trunk has the layout of the embedded recipe's `small_cnn` (tasks/downstream/classifier.py), which the core
 may not import (tasks are reached through the registry only), ending in a 4 × 4 pooled map instead of one average:
 a patient is told apart by where their anatomy lies as much as by what it is.
@@ -75,14 +78,14 @@ def checked_images(images: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-
 class VerifierSettings(BaseModel):
     """How long and how the verifier trains: part of its cache key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: int = Field(800, ge=1, description="AdamW steps; each draws `batch_size` fresh pairs.")
-    batch_size: int = Field(32, ge=2, description="Pairs per step, half same-patient.")
+    batch_size: int = Field(32, ge=2, multiple_of=2, description="Pairs per step (an even number: half of all "
+                                                                  "training pairs are same-patient).")
     learning_rate: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     embedding: int = Field(64, ge=1, description="Length of an image's embedding.")
@@ -114,12 +117,20 @@ class Verifier:
 
     def logits(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The same-patient logit of each (first[i], second[i]) pair of images (N, H, W), as float64."""
+        return self._scored(self.embed(first), self.embed(second))
+
+    def pair_logits(self, images: np.ndarray, first_rows: np.ndarray, second_rows: np.ndarray) -> np.ndarray:
+        """The same-patient logit of each pair of rows of `images`, each image embedded once (pairs outnumber
+        images, and gathering their pixels would take as many copies)."""
+        embedded = self.embed(images)
+        return self._scored(embedded[first_rows], embedded[second_rows])
+
+    def _scored(self, first, second) -> np.ndarray:
         import torch
 
         head = self.network["head"].eval()
         with one_thread(), torch.inference_mode():
-            logits = _head_logits(head, self.embed(first), self.embed(second))
-        return logits.double().cpu().numpy()
+            return _head_logits(head, first, second).double().cpu().numpy()
 
 
 def build_network(embedding: int):
