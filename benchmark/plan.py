@@ -28,6 +28,7 @@ from .protocol import (
     FIT_SEED,
     JUDGE_SEED,
     PROXY_SEED,
+    REID_SEED,
     STAGE_VERSIONS,
     incompatibility,
     leaked_training_data,
@@ -278,13 +279,13 @@ def checked_config(config: RunConfig) -> RunConfig:
 
 
 def _refuse_reserved_seeds(seeds: list[int]) -> None:
-    """The agreement judge, the proxy and the feature encoder train with seeds of their own, so that none of them is
-    ever a compared model."""
-    reserved = sorted({JUDGE_SEED, PROXY_SEED, FEATURE_SEED} & set(seeds))
+    """The agreement judge, the proxy, the feature encoder and the re-identification verifier train with seeds of
+    their own, so that none of them is ever a compared model."""
+    reserved = sorted({JUDGE_SEED, PROXY_SEED, FEATURE_SEED, REID_SEED} & set(seeds))
     if reserved:
         raise ConfigError(f"--first-seed: the run's seeds {seeds[0]} to {seeds[-1]} include {reserved[0]}, which the "
                           f"protocol reserves (agreement judge {JUDGE_SEED}, proxy {PROXY_SEED}, feature encoder "
-                          f"{FEATURE_SEED}); start elsewhere")
+                          f"{FEATURE_SEED}, re-identification verifier {REID_SEED}); start elsewhere")
 
 
 def _check_data_root(root: Path | None) -> None:

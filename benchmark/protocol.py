@@ -31,7 +31,7 @@ SUBMISSION_SCHEMA_VERSION = "3"
 declared but cxrbench never wrote; 3: one task file per task and regime, holding a protocol 2 result)."""
 
 STAGE_VERSIONS = {"data": "1", "fit": "1", "synthetic": "1", "downstream": "2", "judge": "1",
-                  "encoder": "1", "features": "1", "quality": "1"}
+                  "encoder": "1", "features": "1", "quality": "1", "verifier": "1"}
 """Each cache stage's version: part of every key of that stage, so a bump recomputes exactly that stage."""
 
 BASELINE = "real_only"
@@ -59,6 +59,8 @@ FEATURE_SEED = 8_001
 """The in-domain feature encoder's training seed (`feature_extractors.InDomainEncoder`): neither a run seed, the
 judge's nor the proxy's, so the features that measure fidelity never come from a model the run compares, grades or
 filters with."""
+REID_SEED = 6_001
+"""The re-identification verifier's training seed (and its pairs'): neither a run seed, the judge's nor the proxy's."""
 
 
 def condition_kind(task: TaskMeta) -> Conditioning:

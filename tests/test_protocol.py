@@ -74,10 +74,10 @@ def test_the_baseline_is_registered_under_the_protocols_name():
 
 
 def test_reserved_seeds_are_not_run_seeds():
-    """The judge, the proxy and the feature encoder must never be one of the compared models (run seeds are 0..n-1),
-    nor one another."""
+    """The judge, the proxy, the feature encoder and the re-identification verifier must never be one of the compared
+    models (run seeds are 0..n-1), nor one another."""
     most_seeds = max(get_task(name).meta.default_seeds for name in ("phantom_cls", "phantom_seg", "pneumonia_cls"))
-    reserved = [protocol.JUDGE_SEED, protocol.PROXY_SEED, protocol.FEATURE_SEED]
+    reserved = (protocol.JUDGE_SEED, protocol.PROXY_SEED, protocol.FEATURE_SEED, protocol.REID_SEED)
     assert min(reserved) >= most_seeds
     assert len(set(reserved)) == len(reserved)
 

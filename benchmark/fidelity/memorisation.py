@@ -118,35 +118,56 @@ class MemorisationResult(BaseModel):
                                                          "first.")
 
 
-def memorisation(synthetic: Nearest, test: Nearest, space: str, quantile: float = 0.05, n_pairs: int = 8,
-                 confidence: float = 0.95) -> MemorisationResult:
-    """The share of synthetic images below the threshold calibrated on the test images, from `nearest_training` of
-    both sets against the same training images."""
+@dataclass(frozen=True)
+class CalibratedShare:
+    """How many synthetic values fall below the threshold the test values calibrate (see the module's docstring)."""
+
+    rank: int
+    threshold: float
+    share_below: Estimate
+    expected_share: float
+    p_value: float
+
+
+def calibrated_share(synthetic: np.ndarray, test: np.ndarray, quantile: float, confidence: float,
+                     test_name: str = "test images") -> CalibratedShare:
+    """The share of `synthetic` values below the r-th smallest of `test`'s (r = ceil(quantile × n_test)), its
+    Wilson interval, and the beta-binomial p-value of at least that many below under exchangeability. Smaller values
+    are the suspicious ones: a caller whose larger values are (a same-patient score) passes both negated."""
     if not 0 < quantile <= 0.5:
         raise ConfigError(f"quantile: expected a share in (0, 0.5] of test images, got {quantile}")
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence: expected a level in (0, 1), got {confidence}")
+    needed = int(np.ceil(1 / quantile - 1e-9))
+    if len(test) < needed:
+        raise DataError(f"{test_name}: {len(test)} cannot calibrate the {quantile:g} quantile threshold; "
+                        f"need at least {needed} (1 / quantile)")
+    n_synthetic, n_test = len(synthetic), len(test)
+    rank = int(np.ceil(quantile * n_test - 1e-9))
+    threshold = float(np.sort(test)[rank - 1])
+    below = int((synthetic < threshold).sum())
+    interval = binomtest(below, n_synthetic).proportion_ci(confidence, method="wilson")
+    return CalibratedShare(rank=rank, threshold=threshold,
+                           share_below=Estimate(value=below / n_synthetic, ci_low=interval.low, ci_high=interval.high),
+                           expected_share=rank / (n_test + 1),
+                           p_value=float(betabinom.sf(below - 1, n_synthetic, rank, n_test - rank + 1)))
+
+
+def memorisation(synthetic: Nearest, test: Nearest, space: str, quantile: float = 0.05, n_pairs: int = 8,
+                 confidence: float = 0.95) -> MemorisationResult:
+    """The share of synthetic images below the threshold calibrated on the test images, from `nearest_training` of
+    both sets against the same training images."""
     if n_pairs < 0:
         raise ConfigError(f"n_pairs: expected a number of pairs >= 0, got {n_pairs}")
     if synthetic.n_training != test.n_training:
         raise DataError(f"memorisation: the synthetic images were searched against {synthetic.n_training} training "
                         f"images, the test images against {test.n_training}; use the same training set")
-    needed = int(np.ceil(1 / quantile - 1e-9))
-    if len(test.distance) < needed:
-        raise DataError(f"test images: {len(test.distance)} cannot calibrate the {quantile:g} quantile threshold; "
-                        f"need at least {needed} (1 / quantile)")
-    n_synthetic, n_test = len(synthetic.distance), len(test.distance)
-    rank = int(np.ceil(quantile * n_test - 1e-9))
-    threshold = float(np.sort(test.distance)[rank - 1])
-    below = int((synthetic.distance < threshold).sum())
-    interval = binomtest(below, n_synthetic).proportion_ci(confidence, method="wilson")
+    share = calibrated_share(synthetic.distance, test.distance, quantile, confidence)
     nearest_first = np.argsort(synthetic.distance, kind="stable")[:n_pairs]
     return MemorisationResult(
-        space=space, n_synthetic=n_synthetic, n_test=n_test, n_training=test.n_training, quantile=quantile,
-        rank=rank, threshold=threshold,
-        share_below=Estimate(value=below / n_synthetic, ci_low=interval.low, ci_high=interval.high),
-        confidence=confidence, expected_share=rank / (n_test + 1),
-        p_value=float(betabinom.sf(below - 1, n_synthetic, rank, n_test - rank + 1)),
+        space=space, n_synthetic=len(synthetic.distance), n_test=len(test.distance), n_training=test.n_training,
+        quantile=quantile, rank=share.rank, threshold=share.threshold, share_below=share.share_below,
+        confidence=confidence, expected_share=share.expected_share, p_value=share.p_value,
         synthetic_distances=DistanceSummary.of(synthetic.distance), test_distances=DistanceSummary.of(test.distance),
         closest_pairs=[ClosestPair(synthetic=int(i), training=int(synthetic.index[i]),
                                    distance=float(synthetic.distance[i])) for i in nearest_first])

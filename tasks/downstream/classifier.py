@@ -6,7 +6,9 @@ from typing import Literal
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, recompute_batch_norm, run_batches
+from cxrbench.determinism import deterministic_cell
+
+from .training import Schedule, fit, recompute_batch_norm, run_batches
 
 ClassifierName = Literal["small_cnn", "xrv_densenet"]
 

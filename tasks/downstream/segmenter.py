@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .training import Schedule, deterministic_cell, fit, predict, run_batches
+from cxrbench.determinism import deterministic_cell
+
+from .training import Schedule, fit, predict, run_batches
 
 
 def build_segmenter(channels: tuple[int, ...]):

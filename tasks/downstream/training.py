@@ -4,19 +4,18 @@ A fixed number of optimisation steps (not epochs) per task version: every arm ge
 compute, so a synthetic arm can only win by its data, never by training longer.
 
 Training and prediction pin torch to one thread, and training seeds from its own seed inside
-`fork_rng`, so the same cell gives the same numbers whether it runs inline or in a worker process,
-and no global RNG leaks out.
+`fork_rng` (`cxrbench.determinism`), so the same cell gives the same numbers whether it runs inline
+or in a worker process, and no global RNG leaks out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from cxrbench.kernels import one_thread
+from cxrbench.determinism import one_thread
 
 
 @dataclass(frozen=True)
@@ -25,16 +24,6 @@ class Schedule:
     batch_size: int
     learning_rate: float
     weight_decay: float = 0.0
-
-
-@contextmanager
-def deterministic_cell(seed: int) -> Iterator[None]:
-    """One thread, and torch's RNG seeded with `seed` inside a fork: the caller's RNG is left as it was."""
-    import torch
-
-    with one_thread(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, schedule: Schedule, *, seed: int,
