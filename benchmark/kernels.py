@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 PINNED = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
@@ -32,15 +30,3 @@ def kernel_settings() -> dict[str, str]:
     """The settings in force, for a result's environment record."""
     return {name: os.environ.get(name, "unset") for name in PINNED}
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one thread: a sum's order, hence its rounding, cannot depend on the machine's core count."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

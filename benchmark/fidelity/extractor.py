@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import DataError
-from ..kernels import one_thread
+from ..determinism import one_thread
 from .identity import ExtractorIdentity
 
 
