@@ -29,4 +29,3 @@ def pin_cpu_kernels() -> None:
 def kernel_settings() -> dict[str, str]:
     """The settings in force, for a result's environment record."""
     return {name: os.environ.get(name, "unset") for name in PINNED}
-
