@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import DataError
 from ..determinism import one_thread
+from ..errors import DataError
 from .identity import ExtractorIdentity
 
 
