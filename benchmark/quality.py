@@ -23,15 +23,16 @@ from .cell import synthetic_set
 from .errors import DataError
 from .feature_extractors import extractor_from_spec
 from .features import cached_features
-from .fidelity.assessment import NO_FINDING, WITH_FINDING, WITHOUT_FINDING, ArmQuality, QualitySettings
+from .fidelity.assessment import NO_FINDING, NO_IMAGES, WITH_FINDING, WITHOUT_FINDING, ArmQuality, QualitySettings
 from .fidelity.extractor import FeatureExtractor
 from .fidelity.memorisation import memorisation, nearest_training
 from .fidelity.metrics import fidelity, fidelity_by_group
 from .fidelity.reidentification import reidentification
 from .fidelity.verifier import Verifier, VerifierSettings, cached_verifier
 from .plan import Arm, Cell, TaskPlan, first_ratio_cell, largest_regime_splits, stage_key
-from .samples import SampleSet
+from .samples import SampleSet, Splits
 from .schemas import RunConfig, TaskMeta
+from .task import Task
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,17 @@ class TaskSpaces:
     """Why there is no verifier: the training split lacks patients with two studies."""
 
 
-def task_spaces(plan: TaskPlan, config: RunConfig, cache: Cache) -> TaskSpaces:
+def task_spaces(task: Task, config: RunConfig, cache: Cache) -> TaskSpaces:
     """The task's extractor (`config.feature_extractor`) and verifier, trained on its largest regime's real data once
     and kept in the cache."""
-    real, data = largest_regime_splits(plan.task, config.data_root, cache.root)
-    extractor = extractor_from_spec(config.feature_extractor, task=plan.task, real=real, data_key=data, cache=cache,
+    real, data = largest_regime_splits(task, config.data_root, cache.root)
+    extractor = extractor_from_spec(config.feature_extractor, task=task, real=real, data_key=data, cache=cache,
                                     device=config.device)
     try:
         return TaskSpaces(data, extractor, cached_verifier(real.train, data, cache, settings=VERIFIER_SETTINGS,
                                                            device=config.device))
     except DataError as error:
-        log.warning("no re-identification score on %s: %s", plan.task.meta.name, error)
+        log.warning("no re-identification score on %s: %s", task.meta.name, error)
         return TaskSpaces(data, extractor, None, f"no verifier: {error}")
 
 
@@ -106,34 +107,66 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1)
 
 
+@dataclass(frozen=True)
+class AssessedSet:
+    """What an arm's quality is computed from: the synthetic set's features in the task's space, its condition
+    groups, and its images where they are at hand (in a run, and in an entry on a task whose images may be
+    published; an entry on other data carries features only, so its pixel-space numbers cannot exist)."""
+
+    features: np.ndarray
+    groups: dict[str, np.ndarray]
+    images: np.ndarray | None
+
+
+def assessed_set(plan: TaskPlan, cell: Cell, spaces: TaskSpaces, cache: Cache) -> AssessedSet:
+    """The cell's synthetic set (generated first if the cache lacks it), its features and condition groups."""
+    synthetic = synthetic_set(cell, cache, plan.splits)
+    features = cached_features(spaces.extractor, synthetic.images, source_key=cell.synthetic_key, cache=cache)
+    return AssessedSet(features, condition_groups(plan.task.meta, synthetic), synthetic.images)
+
+
+def real_features(spaces: TaskSpaces, real: Splits, data_key: str, cache: Cache) -> tuple[np.ndarray, np.ndarray]:
+    """The regime's real test and training features in the task's space (cached per split)."""
+    features = partial(cached_features, spaces.extractor, cache=cache)
+    return (features(real.test.images, source_key=f"{data_key}:test"),
+            features(real.train.images, source_key=f"{data_key}:train"))
+
+
 def measure(plan: TaskPlan, arm: Arm, cell: Cell, spaces: TaskSpaces, cache: Cache,
             settings: QualitySettings) -> ArmQuality:
-    real, meta = plan.splits, plan.task.meta
-    synthetic = synthetic_set(cell, cache, real)
-    features = partial(cached_features, spaces.extractor, cache=cache)
-    synthetic_features = features(synthetic.images, source_key=cell.synthetic_key)
-    test_features = features(real.test.images, source_key=f"{cell.data_key}:test")
-    train_features = features(real.train.images, source_key=f"{cell.data_key}:train")
-    near = {"features": (nearest_training(synthetic_features, train_features, "synthetic features"),
-                         nearest_training(test_features, train_features, "test features")),
-            "pixels": (nearest_training(_pixels(synthetic.images), _pixels(real.train.images), "synthetic pixels"),
-                       nearest_training(_pixels(real.test.images), _pixels(real.train.images), "test pixels"))}
+    return assess(plan.task.meta, plan.splits, cell.data_key, assessed_set(plan, cell, spaces, cache), spaces, cache,
+                  settings, generator=arm.generator, ratio=arm.ratio, seed=cell.seed, synthetic_key=cell.synthetic_key)
+
+
+def assess(meta: TaskMeta, real: Splits, data_key: str, synthetic: AssessedSet, spaces: TaskSpaces, cache: Cache,
+           settings: QualitySettings, *, generator: str, ratio: float, seed: int, synthetic_key: str) -> ArmQuality:
+    """One synthetic set's quality against the regime's real splits (`data_key`): a run measures through it, and
+    `cxrbench validate` recomputes an entry's numbers through it from what the entry stores."""
+    test_features, train_features = real_features(spaces, real, data_key, cache)
+    near = {"features": (nearest_training(synthetic.features, train_features, "synthetic features"),
+                         nearest_training(test_features, train_features, "test features"))}
+    if synthetic.images is not None:
+        near["pixels"] = (nearest_training(_pixels(synthetic.images), _pixels(real.train.images), "synthetic pixels"),
+                          nearest_training(_pixels(real.test.images), _pixels(real.train.images), "test pixels"))
     space_names = {"features": spaces.extractor.identity.name, "pixels": "pixels"}
     nearest_synthetic, nearest_test = near["features"]
+    reidentified = synthetic.images is not None and spaces.verifier is not None
     return ArmQuality(
-        generator=arm.generator, ratio=arm.ratio, seed=cell.seed, synthetic_key=cell.synthetic_key,
-        n_synthetic=len(synthetic), n_real_test=len(real.test), n_real_train=len(real.train),
+        generator=generator, ratio=ratio, seed=seed, synthetic_key=synthetic_key,
+        n_synthetic=len(synthetic.features), n_real_test=len(real.test), n_real_train=len(real.train),
         extractor=spaces.extractor.identity, settings=settings,
-        fidelity=fidelity(test_features, synthetic_features, settings.fidelity),
-        fidelity_by_group=fidelity_by_group(test_features, synthetic_features, condition_groups(meta, real.test),
-                                            condition_groups(meta, synthetic), settings.fidelity),
+        fidelity=fidelity(test_features, synthetic.features, settings.fidelity),
+        fidelity_by_group={} if not synthetic.groups else fidelity_by_group(
+            test_features, synthetic.features, condition_groups(meta, real.test), synthetic.groups,
+            settings.fidelity),
         memorisation={space: memorisation(*pair, space=space_names[space], quantile=settings.memorisation_quantile,
                                           n_pairs=settings.closest_pairs) for space, pair in near.items()},
-        reidentification=None if spaces.verifier is None else reidentification(
+        reidentification=reidentification(
             spaces.verifier, synthetic.images, real.train.images[nearest_synthetic.index], real.test.images,
             real.train.images[nearest_test.index], test_patient_ids=real.test.patient_ids,
-            quantile=settings.memorisation_quantile, n_boot=settings.fidelity.n_boot),
-        no_reidentification=spaces.no_verifier)
+            quantile=settings.memorisation_quantile, n_boot=settings.fidelity.n_boot) if reidentified else None,
+        no_reidentification=None if reidentified else spaces.no_verifier if synthetic.images is not None
+        else NO_IMAGES)
 
 
 DEFAULT_SETTINGS = QualitySettings()
@@ -151,7 +184,7 @@ def assess_run(plans: list[TaskPlan], config: RunConfig, cache: Cache,
     for plan in plans:
         cells = assessed_cells(plan)
         if cells and plan.task.meta.name not in spaces:
-            spaces[plan.task.meta.name] = task_spaces(plan, config, cache)
+            spaces[plan.task.meta.name] = task_spaces(plan.task, config, cache)
         qualities.append([arm_quality(plan, arm, cell, spaces[plan.task.meta.name], cache, settings)
                           for arm, cell in cells])
     return qualities

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import SubmissionError
 from .protocol import SUBMISSION_SCHEMA_VERSION
 from .schemas import Conditioning, DatasetRef, GeneratorMeta, RunConfig, TaskResult
-from .untrusted import MAX_CARD_BYTES, load_json, load_yaml, read_bounded
+from .untrusted import MAX_CARD_BYTES, load_json, load_npz, load_yaml, read_bounded
 
 CARD_FILE = "generator.yaml"
 GALLERY_DIR = "gallery"
@@ -125,6 +125,9 @@ class TaskSubmission(BaseModel):
     result: TaskResult
     predictions: str = Field(description="base64 of an npz: '<generator>|<ratio>|<seed>|<array>' -> array.")
     gallery: list[GalleryImage] = Field(default_factory=list)
+    closest_pairs: str | None = Field(
+        default=None, pattern=r"^gallery/[a-z0-9_.-]+__closest_pairs\.png$",
+        description="The generator's closest-pairs figure (`closest_pairs`), on tasks whose images may be published.")
 
     @field_validator("created", mode="before")
     @classmethod
@@ -174,28 +177,17 @@ def encode_predictions(arrays: dict[str, np.ndarray]) -> str:
 
 
 def decode_predictions(text: str) -> dict[str, np.ndarray]:
-    """Inverse of `encode_predictions`; raises ValueError on anything that is not such a blob.
-
-    The blob is a submitter's bytes handed to zipfile, zlib and numpy's header parser, whose failures on crafted
-    input come as many types (BadZipFile, zlib.error, SyntaxError, NotImplementedError, MemoryError, ...); each
-    means the same here, so each is reported as this one ValueError.
-    """
+    """Inverse of `encode_predictions`; raises ValueError on anything that is not such a blob (the archive is read
+    by `untrusted.load_npz`; crafted packed arrays fail numpy in as many ways, each reported as the one ValueError)."""
     try:
-        return _unpacked(text)
-    except Exception as error:  # any parser failure: see the docstring
+        return _unpacked(load_npz(base64.b64decode(text, validate=True), MAX_PREDICTION_BYTES))
+    except ValueError as error:  # load_npz's, binascii.Error
+        raise ValueError(f"not a base64 npz archive ({error})") from None
+    except Exception as error:  # numpy on crafted packed arrays: see the docstring
         raise ValueError(f"not a base64 npz archive ({type(error).__name__}: {error})") from None
 
 
-def _unpacked(text: str) -> dict[str, np.ndarray]:
-    archive = np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False)
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError("holds a single array")
-    with archive as data:
-        declared = sum(info.file_size for info in data.zip.infolist())
-        if declared > MAX_PREDICTION_BYTES:
-            raise ValueError(f"unpacks to {declared:,} bytes, more than the {MAX_PREDICTION_BYTES:,} a task file's "
-                             f"predictions may hold")
-        stored = {name: data[name] for name in data.files}
+def _unpacked(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     arrays = {key: value for key, value in stored.items() if "#" not in key}
     for key in stored:
         if key.endswith("#bits"):

@@ -20,6 +20,7 @@ import yaml
 from . import __version__
 from .cache import Cache, write_atomic
 from .carried import conditions_digest, sets_path, write_sets
+from .closest_pairs import figure_file
 from .errors import DataError, SubmissionError
 from .plan import Arm, TaskPlan, plan_task
 from .protocol import PROTOCOL_VERSION, entry_references, run_regimes
@@ -38,6 +39,7 @@ from .submission import (
     prediction_key,
     task_file_name,
 )
+from .submit_quality import drafted_quality
 from .synthetic import load_synthetic_set, write_grid
 from .task_data import load_splits
 from .validate import validate
@@ -123,7 +125,7 @@ def submit(result_path: Path, card_path: Path, cache_root: Path, out_root: Path)
             shutil.copytree(final, folder)
         written = draft(result_path, card, cache_root, folder)
         try:
-            validate([folder], data_root=_load_result(result_path).config.data_root)
+            validate([folder], data_root=_load_result(result_path).config.data_root, cache_root=cache_root)
         except SubmissionError as error:  # named as the files would have been published, not the deleted draft
             raise SubmissionError([(file.replace(str(folder), str(final), 1), field, what)
                                    for file, field, what in error.problems]) from None
@@ -187,20 +189,24 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
     written = []
     public_config = result.config.model_copy(update={"data_root": None})  # a path on the submitter's machine
     scored_run = score_predictions(items, n_boot=result.config.n_boot)
+    stored_quality = {(t.task.name, t.regime): t.quality for t in result.tasks}
     for scored_task, (plan, arrays, first_arm, refs, splits) in zip(scored_run.tasks, drafts, strict=True):
         name = plan.task.meta.name
+        quality = drafted_quality(plan, stored_quality[(name, plan.regime)], card.name, result.config, cache)
         submission = TaskSubmission(
             generator=card.name, verified=meta.verified, created=datetime.now(timezone.utc),
             cxrbench_version=__version__, protocol_version=PROTOCOL_VERSION, config=public_config,
             generators=[meta, *{generator_class(a.generator).meta.name: generator_class(a.generator).meta
                                 for a in refs}.values()],
             split_hash=split_hash(splits), val_ids=splits.val.sample_ids.astype(str).tolist(),
-            test_ids=splits.test.sample_ids.astype(str).tolist(), result=scored_task,
-            predictions=encode_predictions(arrays),
+            test_ids=splits.test.sample_ids.astype(str).tolist(),
+            result=scored_task.model_copy(update={"quality": quality.quality}), predictions=encode_predictions(arrays),
             gallery=(_gallery(first_arm, cache, f"{name}__{plan.regime}", plan.task.meta.labels, folder)
-                     if plan.task.redistributable else []))
+                     if plan.task.redistributable else []),
+            closest_pairs=None if quality.figure is None else figure_file(name, plan.regime))
         path = folder / task_file_name(plan.task.meta.suite, name, plan.regime)
         write_atomic(path, submission.model_dump_json(indent=1).encode())
+        quality.write(path)
         if not meta.verified and plan.task.redistributable:
             write_atomic(sets_path(path), _carried_sets(plan, card.name, cache))
         written.append(path)

@@ -8,12 +8,14 @@ stack. Every read of an entry goes through here and raises `ValueError` with wha
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 MAX_CARD_BYTES = 64_000
@@ -69,3 +71,24 @@ def load_json(data: bytes) -> Any:
         return json.loads(data)
     except RecursionError:
         raise ValueError("is nested too deeply to be a cxrbench file") from None
+
+
+def load_npz(data: bytes, limit: int) -> dict[str, np.ndarray]:
+    """The arrays of an npz archive's bytes, if it holds no pickles and unpacks to at most `limit` bytes (a few
+    compressed bytes can declare gigabytes); raises ValueError("<failure type>: <what>") otherwise.
+
+    The bytes are handed to zipfile, zlib and numpy's header parser, whose failures on crafted input come as many
+    types (BadZipFile, zlib.error, SyntaxError, NotImplementedError, MemoryError, ...); each means the same here, so
+    each is reported as one ValueError.
+    """
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("holds a single array")
+        with archive:
+            declared = sum(info.file_size for info in archive.zip.infolist())
+            if declared > limit:
+                raise ValueError(f"unpacks to {declared:,} bytes, more than the {limit:,} allowed")
+            return {name: archive[name] for name in archive.files}
+    except Exception as error:  # any parser failure: see the docstring
+        raise ValueError(f"{type(error).__name__}: {error}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-import math
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .cache import Cache
 from .carried import SETS_DIR, conditions_digest, read_sets, sets_path
+from .differences import differences
 from .errors import DataError, SubmissionError, UnknownNameError
 from .protocol import (
     BASELINE,
@@ -49,6 +51,7 @@ from .submission import (
 from .task import Task
 from .task_data import load_splits
 from .untrusted import irregular_paths, read_bounded
+from .validate_quality import QualityChecker
 
 Problem = tuple[str, str, str]
 UNSCORABLE = (ValueError, TypeError, IndexError, KeyError, RuntimeError)
@@ -76,22 +79,25 @@ def submission_folders(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     return list(dict.fromkeys(folders)), problems
 
 
-def validate(paths: list[Path], data_root: Path | None = None) -> list[Path]:
+def validate(paths: list[Path], data_root: Path | None = None, cache_root: Path | None = None) -> list[Path]:
     """The submission folders found, all valid; raises SubmissionError listing every problem otherwise.
 
     Entries on real data are recomputed from the labels of the validating machine's copy under
     `data_root` (else CXRBENCH_DATA_ROOT): the submitter's path is not part of an entry, and the split
-    hash proves the copy is the same. Without a copy such an entry is a problem, never a pass.
+    hash proves the copy is the same. Without a copy such an entry is a problem, never a pass. Quality
+    numbers are recomputed with the models CI trains and keeps in `cache_root` (None: a temporary cache).
     """
     folders, problems = submission_folders(paths)
-    for folder in folders:
-        problems += check_folder(folder, data_root)
+    with tempfile.TemporaryDirectory(prefix="cxrbench-validate-") as scratch:
+        checker = QualityChecker(Cache(cache_root or Path(scratch)), data_root)
+        for folder in folders:
+            problems += check_folder(folder, data_root, checker)
     if problems:
         raise SubmissionError(problems)
     return folders
 
 
-def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
+def check_folder(folder: Path, data_root: Path | None = None, checker: QualityChecker | None = None) -> list[Problem]:
     problems: list[Problem] = [(str(path), "", what) for path, what in irregular_paths(folder)]
     try:
         card = load_card(folder / CARD_FILE)
@@ -108,7 +114,7 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
     by_suite: dict[str, list[tuple[Path, TaskSubmission, TaskPredictions]]] = defaultdict(list)
     blocked = False
     for path in files:
-        found, checked = _check_file(path, card, data_root)
+        found, checked = _check_file(path, card, data_root, checker)
         problems += found
         if checked is None:
             blocked = True
@@ -129,13 +135,13 @@ def check_folder(folder: Path, data_root: Path | None = None) -> list[Problem]:
                                               f"references, e.g. `cxrbench run --generator {generator},classic_aug`)"))
         for (path, submission, _), result in zip(entries, recomputed.tasks, strict=True):
             problems += [(str(path), field, what) for field, what in
-                         _differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"),
+                         differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"),
                                       "result")]
     return problems
 
 
-def _check_file(path: Path, card: GeneratorCard | None,
-                data_root: Path | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
+def _check_file(path: Path, card: GeneratorCard | None, data_root: Path | None,
+                checker: QualityChecker | None) -> tuple[list[Problem], tuple[TaskSubmission, TaskPredictions] | None]:
     """The file's problems, and what to recompute (None when its structure or protocol rules that out)."""
     file = str(path)
     try:
@@ -178,6 +184,8 @@ def _check_file(path: Path, card: GeneratorCard | None,
         _check_card(card, task, add)
     _check_gallery(path.parent, submission, task, add)
     _check_carried_sets(path, submission, task, splits, add)
+    if checker is not None and not problems:  # quality is recomputed on a sound file only (it trains models)
+        checker.check(path, submission, task, splits, {name: meta.needs_pool for name, meta in metas.items()}, add)
     return problems, (submission, item) if item is not None else None
 
 
@@ -383,18 +391,3 @@ def _unscorable(path: Path, item: TaskPredictions) -> list[Problem]:
                 found.append((str(path), "predictions", f"{prediction_key(arm.generator, arm.ratio, seed, '*')} "
                                                         f"cannot be scored by task {item.task.meta.name} ({error!r})"))
     return found
-
-
-def _differences(expected: Any, actual: Any, field: str) -> list[tuple[str, str]]:
-    """Every leaf where the stored value is not the recomputed one (floats to 1e-9 relative)."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return [d for key in expected for d in _differences(expected[key], actual.get(key), f"{field}.{key}")]
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-                for d in _differences(e, a, f"{field}[{i}]")]
-    if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
-        if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-12):
-            return []
-    elif expected == actual:
-        return []
-    return [(field, f"is {actual!r}; recomputed from the stored predictions: {expected!r}")]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrbench.errors import ConfigError, SubmissionError
+from cxrbench.fidelity.assessment import ArmQuality
 from cxrbench.registry import get_task
 from cxrbench.schemas import ComparisonResult
 from cxrbench.submission import (
@@ -27,11 +28,19 @@ from cxrbench.submission import (
 from cxrbench.untrusted import irregular_paths
 from cxrbench.verification import LEVELS, file_level
 
+QUALITY_COLUMNS = ["fid", "fid_low", "fid_high", "kid", "precision", "recall", "density", "coverage",
+                   "memorised_features", "memorised_pixels", "reidentified", "quality_extractor"]
+"""An arm's quality as the table shows it: fidelity against the real test images, the share of synthetic images
+closer to a training image than real test images are (features, pixels), the re-identified share."""
+SHARED_EXTRACTOR = "in_domain"
+"""The only extractor whose numbers enter the table's quality columns: every entry of a task is computed (and CI
+recomputes it) in that task's one in-domain encoder, so its numbers share a column; other extractors' do not."""
+
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
            "boot_ci_low", "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds",
            "efficiency", "efficiency_low", "efficiency_high", "efficiency_note", "verification", "ranked", "date",
-           "revision", "generator_revision"]
+           "revision", "generator_revision", *QUALITY_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ def _rows(entry: Entry) -> list[dict]:
         role = next(m.role for m in sub.generators if m.name == sub.generator)
         path = entry.folder / task_file_name(sub.suite, sub.task, sub.result.regime)
         verification = file_level(path, sub, get_task(sub.task).public_data)
+        qualities = {(q.generator, q.ratio): q for q in sub.result.quality if q.extractor.name == SHARED_EXTRACTOR}
         for c in sub.result.comparisons:
             rows.append({
                 "suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "n_real": sub.result.n_train_real,
@@ -102,8 +112,35 @@ def _rows(entry: Entry) -> list[dict]:
                 "verification": verification, "ranked": verification == LEVELS[0],
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
+                **_quality_columns(qualities.get((c.generator, c.ratio))),
             })
     return rows
+
+
+def _quality_columns(quality: ArmQuality | None) -> dict:
+    """The table's quality numbers of one arm (None for an arm without in-domain quality numbers)."""
+    if quality is None:
+        return dict.fromkeys(QUALITY_COLUMNS)
+    f, memorised, reid = quality.fidelity, quality.memorisation, quality.reidentification
+    return {"fid": f.fid.value, "fid_low": f.fid.ci_low, "fid_high": f.fid.ci_high, "kid": f.kid.value,
+            "precision": f.precision.value, "recall": f.recall.value, "density": f.density.value,
+            "coverage": f.coverage.value,
+            "memorised_features": memorised["features"].share_below.value if "features" in memorised else None,
+            "memorised_pixels": memorised["pixels"].share_below.value if "pixels" in memorised else None,
+            "reidentified": None if reid is None else reid.share_above.value,
+            "quality_extractor": quality.extractor.name}
+
+
+def quality_table(entry: Entry) -> pd.DataFrame:
+    """Every assessed arm of the entry (its generator's and its references'), each with the extractor its numbers
+    were computed with: one row per (suite, task, regime, arm)."""
+    rows = [{"suite": sub.suite, "task": sub.task, "regime": sub.result.regime, "arm": q.generator, "ratio": q.ratio,
+             "n_synthetic": q.n_synthetic, **_quality_columns(q),
+             "memorised_features_p": q.memorisation["features"].p_value if "features" in q.memorisation else None,
+             "memorised_pixels_p": q.memorisation["pixels"].p_value if "pixels" in q.memorisation else None,
+             "reidentified_p": None if q.reidentification is None else q.reidentification.p_value}
+            for sub in entry.tasks for q in sub.result.quality]
+    return pd.DataFrame(rows)
 
 
 def _efficiency(c: ComparisonResult) -> dict:

@@ -42,12 +42,15 @@ EntryDataRoot = Annotated[Path | None, typer.Option(
     envvar="CXRBENCH_DATA_ROOT")]
 
 
-def validate(paths: EntryPaths = None, data_root: EntryDataRoot = None) -> None:
+def validate(paths: EntryPaths = None, data_root: EntryDataRoot = None, cache_dir: Annotated[Path, typer.Option(
+        help="Where CI keeps the feature extractor and verifier it recomputes quality numbers with (env "
+             "CXRBENCH_CACHE).")] = DEFAULT_CACHE) -> None:
     """Recompute every number of the submissions and check them against the protocol; exit 2 on any problem."""
     from ..validate import validate as validate_entries
 
     with one_line_errors():
-        folders = validate_entries(paths or [SUBMISSIONS], data_root)
+        check_cache(cache_dir)
+        folders = validate_entries(paths or [SUBMISSIONS], data_root, cache_dir)
     console.print(f"{len(folders)} submission(s) valid: {', '.join(f.name for f in folders)}")
 
 

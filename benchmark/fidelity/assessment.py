@@ -22,6 +22,8 @@ NO_FINDING = "no finding"
 """The group of images without any label (classification)."""
 WITH_FINDING, WITHOUT_FINDING = "with finding", "without finding"
 """Segmentation's groups: images whose mask marks something, and images with an empty mask."""
+NO_IMAGES = "the synthetic images are not at hand (an entry on data that may not be published carries features only)"
+"""Why an entry's arm has no re-identification score (and no pixel-space memorisation): both need the images."""
 
 
 class QualitySettings(BaseModel):

@@ -1,8 +1,10 @@
 """The overview's column groups: each shows one family of numbers in every (suite, task, regime, ratio) cell.
 
-A later family (fidelity, privacy) is one more `ColumnGroup` in `GROUPS`: its name, how a row of the
-leaderboard table becomes a cell's text, and whether the table holds any such number at all (a group
-with none is not offered, so nothing is shown that no entry carries).
+A family is one `ColumnGroup` in `GROUPS`: its name, how a row of the leaderboard table becomes a cell's
+text, and whether the table holds any such number at all (a group with none is not offered, so nothing
+is shown that no entry carries). Fidelity and privacy show the generator arm's numbers at the assessed
+ratio, in the task's in-domain feature space only (`table.SHARED_EXTRACTOR`): numbers of other
+extractors never share a column with them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,31 @@ def any_efficiency(table: pd.DataFrame) -> bool:
     return bool(table["efficiency"].notna().any() or table["efficiency_note"].notna().any())
 
 
+def _share(value: object) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.0%}"
+
+
+def fidelity_text(row: pd.Series) -> str:
+    """FID with its interval, KID, precision, recall, density, coverage; empty for an arm without them."""
+    if pd.isna(row["fid"]):
+        return ""
+    return (f"FID {row['fid']:.2f} [{row['fid_low']:.2f}, {row['fid_high']:.2f}] · KID {row['kid']:.4f} · "
+            f"P {row['precision']:.2f} R {row['recall']:.2f} D {row['density']:.2f} C {row['coverage']:.2f}")
+
+
+def privacy_text(row: pd.Series) -> str:
+    """Shares closer to a training image than real test images (features, pixels) and re-identified; n/a for a
+    number the entry could not carry (pixels and re-identification need published images)."""
+    if pd.isna(row["memorised_features"]):
+        return ""
+    return (f"closer than test: {_share(row['memorised_features'])} features, {_share(row['memorised_pixels'])} "
+            f"pixels · re-identified {_share(row['reidentified'])}")
+
+
+def _any(column: str) -> Callable[[pd.DataFrame], bool]:
+    return lambda table: column in table and bool(table[column].notna().any())
+
+
 GROUPS: list[ColumnGroup] = [
     ColumnGroup("delta", "Δ [95% CI] verdict", _summary, titled=False),
     ColumnGroup("rank", "rank", lambda row: row["rank"]),
@@ -56,5 +83,7 @@ GROUPS: list[ColumnGroup] = [
     ColumnGroup("mde", "MDE (80%)", lambda row: f"{row['mde']:.3f}"),
     ColumnGroup("verification", "verification", lambda row: row["verification"]),
     ColumnGroup("efficiency", "transfer efficiency [95% CI]", efficiency_text, any_efficiency),
+    ColumnGroup("fidelity", "fidelity (in-domain features)", fidelity_text, _any("fid")),
+    ColumnGroup("privacy", "privacy (in-domain features)", privacy_text, _any("memorised_features")),
 ]
 """In the order their columns appear within a cell; the first is shown by default."""
