@@ -14,7 +14,7 @@ import pytest
 
 from cxrbench.closest_pairs import figure_file, figure_pixels, figure_png
 from cxrbench.fidelity.assessment import ArmQuality, QualitySettings
-from cxrbench.fidelity.extractor_base import ExtractorIdentity
+from cxrbench.fidelity.identity import ExtractorIdentity
 from cxrbench.fidelity.memorisation import memorisation, nearest_training
 from cxrbench.fidelity.metrics import FidelitySettings, fidelity
 from cxrbench.leaderboard.table import build_table, quality_table, read_board
