@@ -129,3 +129,7 @@ def test_mismatched_images_are_refused(verifier, splits):
         verifier_quality(verifier, test, splits.test.patient_ids[:3])
     with pytest.raises(DataError, match="training images: expected images as a numeric \\(N, H, W\\) array"):
         train_verifier(test[0], splits.test.patient_ids, TINY_VERIFIER, seed=0, device="cpu")
+    eight_bit = np.zeros((2, 64, 64), np.uint8)
+    eight_bit[1] = 255
+    with pytest.raises(DataError, match="synthetic images: expected pixel values in \\[0, 1\\].*got 0 to 255"):
+        reidentification(verifier, eight_bit, test[:2], test, test, test_patient_ids=splits.test.patient_ids)

@@ -115,8 +115,8 @@ def reidentification(verifier: Verifier, synthetic_images: np.ndarray, nearest_t
         verifier_quality=verifier_quality(verifier, test_images, test_patient_ids, n_pairs=n_pairs, n_boot=n_boot,
                                           confidence=confidence, seed=seed),
         n_synthetic=len(synthetic_logits), n_test=len(test_logits),
-        mean_probability=float(_sigmoid(synthetic_logits).mean()), test_mean_probability=float(
-            _sigmoid(test_logits).mean()),
+        mean_probability=float(_sigmoid(synthetic_logits).mean()),
+        test_mean_probability=float(_sigmoid(test_logits).mean()),
         quantile=quantile, rank=share.rank, threshold_logit=threshold, threshold_probability=float(_sigmoid(threshold)),
         share_above=share.share_below, confidence=confidence, expected_share=share.expected_share,
         p_value=share.p_value)

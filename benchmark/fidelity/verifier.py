@@ -68,13 +68,17 @@ def verification_pairs(patient_ids: np.ndarray, *, seed: int, n_pairs: int,
 
 
 def checked_images(images: np.ndarray, name: str) -> np.ndarray:
-    """`images` as a finite (N, H, W) array with N ≥ 1, or a DataError naming `name`."""
+    """`images` as a finite (N, H, W) array with N ≥ 1 and pixels in [0, 1] (a task's images, what the verifier
+    learnt from; 0-255 pixels would be another world to it), or a DataError naming `name`."""
     array = np.asarray(images)
     if array.ndim != 3 or 0 in array.shape or not np.issubdtype(array.dtype, np.number):
         raise DataError(f"{name}: expected images as a numeric (N, H, W) array with N >= 1, got shape {array.shape} "
                         f"and dtype {array.dtype}")
     if not np.isfinite(array).all():
         raise DataError(f"{name}: holds NaN or infinite pixels")
+    if array.min() < 0 or array.max() > 1:
+        raise DataError(f"{name}: expected pixel values in [0, 1] (the task's images), got {array.min():g} to "
+                        f"{array.max():g}")
     return array
 
 
