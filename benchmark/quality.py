@@ -27,9 +27,10 @@ from .fidelity.assessment import NO_FINDING, NO_IMAGES, WITH_FINDING, WITHOUT_FI
 from .fidelity.extractor import FeatureExtractor
 from .fidelity.memorisation import memorisation, nearest_training
 from .fidelity.metrics import fidelity, fidelity_by_group
+from .fidelity.patient_pairs import VerifierSettings
 from .fidelity.reidentification import reidentification
-from .fidelity.verifier import Verifier, VerifierSettings, cached_verifier
 from .plan import Arm, Cell, TaskPlan, first_ratio_cell, largest_regime_splits, stage_key
+from .reidentification_verifier import Verifier, cached_verifier
 from .samples import SampleSet, Splits
 from .schemas import RunConfig, TaskMeta
 from .task import Task

@@ -9,7 +9,7 @@ import pytest
 
 from cxrbench import quality
 from cxrbench.cache import Cache
-from cxrbench.fidelity.verifier import TINY_VERIFIER
+from cxrbench.fidelity.patient_pairs import TINY_VERIFIER
 from cxrbench.report import markdown, rich_report
 from cxrbench.runner import run
 from cxrbench.schemas import RunConfig, RunResult

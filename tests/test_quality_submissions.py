@@ -88,8 +88,8 @@ def test_unknown_arrays_and_pickles_are_refused(tmp_path):
 def drafted(tmp_path_factory):
     """A tiny phantom_cls run of oracle with quality, drafted as an entry (a tiny run is off-protocol, so the quality
     checker is called on the draft directly, with the tiny regime's splits)."""
-    quality = pytest.importorskip("cxrbench.quality")
-    verifier = pytest.importorskip("cxrbench.fidelity.verifier")
+    from cxrbench import quality
+    from cxrbench.fidelity.patient_pairs import TINY_VERIFIER
     from cxrbench.runner import run
     from cxrbench.schemas import RunConfig
     from cxrbench.submission import load_card
@@ -99,7 +99,7 @@ def drafted(tmp_path_factory):
     cache = root / "cache"
     config = RunConfig(tasks=["phantom_cls"], generators=["oracle"], **TINY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(quality, "VERIFIER_SETTINGS", verifier.TINY_VERIFIER)
+        patch.setattr(quality, "VERIFIER_SETTINGS", TINY_VERIFIER)
         result = run(config, cache, workers=1, show_progress=False)
         (root / "run.json").write_text(result.model_dump_json())
         (root / "oracle.yaml").write_text((SUBMISSIONS / ENTRY / "generator.yaml").read_text())
@@ -110,7 +110,7 @@ def drafted(tmp_path_factory):
 def _problems(path: Path, cache: Path) -> list[tuple[str, str]]:
     from cxrbench import quality
     from cxrbench.cache import Cache
-    from cxrbench.fidelity.verifier import TINY_VERIFIER
+    from cxrbench.fidelity.patient_pairs import TINY_VERIFIER
     from cxrbench.registry import get_task
     from cxrbench.submission import load_task_submission
     from cxrbench.task_data import load_splits

@@ -7,15 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cxrbench import reidentification_verifier as verifier_module
 from cxrbench.cache import Cache
 from cxrbench.errors import ConfigError, DataError
-from cxrbench.fidelity import verifier as verifier_module
 from cxrbench.fidelity.memorisation import nearest_training
+from cxrbench.fidelity.patient_pairs import TINY_VERIFIER, VerifierSettings
 from cxrbench.fidelity.reidentification import reidentification, verification_pairs, verifier_quality
-from cxrbench.fidelity.verifier import TINY_VERIFIER, VerifierSettings, cached_verifier, train_verifier
 from cxrbench.plan import checked_config, data_key
 from cxrbench.protocol import REID_SEED
 from cxrbench.registry import get_task
+from cxrbench.reidentification_verifier import cached_verifier, train_verifier
 from cxrbench.schemas import RunConfig
 from cxrbench.task_data import load_splits
 

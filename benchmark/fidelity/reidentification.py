@@ -1,12 +1,13 @@
 """Would a patient verifier take a synthetic image for a study of the training patient it is nearest to?
 
-CheXGenBench's re-identification score: a verifier (`verifier.py`, trained on real training pairs) scores each
-synthetic image with its nearest training image (the caller finds it, e.g. `memorisation.nearest_training` in a
-feature space) as a same-patient logit. The threshold is calibrated on real test images paired with *their* nearest
-training image, necessarily another patient (the splits are disjoint by patient): only `quantile` (5%) of those pairs
-score above it. A generator whose images are as far from any training patient as a new patient's puts about that
-share above it; one that reproduces its training patients puts far more. The share, its Wilson interval and the
-beta-binomial p-value are memorisation's (`calibrated_share`), on the logits negated.
+CheXGenBench's re-identification score: a verifier (`reidentification_verifier.py`, trained on real training pairs)
+scores each synthetic image with its nearest training image (the caller finds it, e.g.
+`memorisation.nearest_training` in a feature space) as a same-patient logit. The threshold is calibrated on real
+test images paired with *their* nearest training image, necessarily another patient (the splits are disjoint by
+patient): only `quantile` (5%) of those pairs score above it. A generator whose images are as far from any training
+patient as a new patient's puts about that share above it; one that reproduces its training patients puts far more.
+The share, its Wilson interval and the beta-binomial p-value are memorisation's (`calibrated_share`), on the logits
+negated.
 
 The verifier's own quality is its ROC AUC on pairs of real test images, patients it never saw, with an interval from
 a bootstrap over test *patients*: a resample draws patients with replacement and every pair comes along with its
@@ -18,13 +19,18 @@ left without a same-patient or a different-patient pair (possible only with very
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError, DataError
 from .memorisation import calibrated_share
 from .metrics import Estimate
-from .verifier import Verifier, VerifierSettings, checked_images, verification_pairs
+from .patient_pairs import VerifierSettings, checked_images, verification_pairs
+
+if TYPE_CHECKING:
+    from ..reidentification_verifier import Verifier
 
 
 class VerifierQuality(BaseModel):

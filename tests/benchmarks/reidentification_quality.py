@@ -21,10 +21,11 @@ import numpy as np
 
 from cxrbench.cache import Cache
 from cxrbench.fidelity.memorisation import nearest_training
+from cxrbench.fidelity.patient_pairs import VerifierSettings
 from cxrbench.fidelity.reidentification import reidentification
-from cxrbench.fidelity.verifier import VerifierSettings, cached_verifier
 from cxrbench.plan import data_key
 from cxrbench.registry import get_task
+from cxrbench.reidentification_verifier import cached_verifier
 from cxrbench.task_data import load_splits
 
 
