@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
+from cxrbench import scoring
 from cxrbench.errors import DataError
-from cxrbench.registry import get_task
-from cxrbench.schemas import ComparisonResult
+from cxrbench.registry import generator_class, get_task
+from cxrbench.report import markdown, rich_report
+from cxrbench.schemas import ArmResult, ComparisonResult, RunConfig, RunResult
 from cxrbench.stats import MacroF1, MeanOfCases
 from cxrbench.subgroups import Restricted, analyse, sex_and_age, value_groups
 
@@ -156,3 +159,45 @@ def test_a_bad_attribute_names_the_row(tmp_path, field, value, expected):
     table.to_csv(folder / "metadata.csv", index=False)
     with pytest.raises(DataError, match=f"metadata.csv line 4: {expected}"):
         get_task("covid_lung_seg").attributes(folder)
+
+
+def test_scoring_adds_subgroups_against_real_only_and_the_report_shows_the_finding(monkeypatch):
+    """An arm that helps the phantom's women and hurts its men, scored and reported; the primary numbers are the
+    same with and without the subgroup analysis."""
+    task = get_task("phantom_seg")
+    splits = task.load(None, train_size=16)
+    groups = task.subgroups(splits.test, None)
+    female = groups["sex"]["F"]
+    effect = {"real_only": 0.0, "classic_aug": 0.0, "ldm_mask": np.where(female, 0.06, -0.06)}
+
+    def score_arm(task, splits, arm):
+        rng = np.random.default_rng(len(arm.generator))
+        metrics = [MeanOfCases(0.5 + effect[arm.generator] + rng.normal(0, 0.01) + rng.normal(0, 0.01, female.size))
+                   for _ in range(3)]
+        return scoring._Scored(metrics, ArmResult(generator=arm.generator, generator_revision="r", ratio=arm.ratio,
+                                                  n_real=16, n_synthetic=32, seeds=[], mean=0.5, std=0.0))
+
+    monkeypatch.setattr(scoring, "_score_arm", score_arm)
+
+    def arm(name: str, ratio: float) -> scoring.ArmPredictions:
+        return scoring.ArmPredictions(generator_class(name).meta, "-", ratio, 32, [])
+
+    arms = [arm("ldm_mask", 2.0), arm("classic_aug", 2.0)]
+    with_groups, without = (scoring.score_predictions([scoring.TaskPredictions(task, "scarce", splits,
+                                                                               arm("real_only", 0.0), arms, arms,
+                                                                               found)], n_boot=200).tasks[0]
+                            for found in (groups, {}))
+    compared = {(c.generator, c.reference): c for c in with_groups.comparisons}
+    assert compared[("ldm_mask", "real_only")].subgroups.findings == ["sex: helps F, hurts M"]
+    assert compared[("ldm_mask", "classic_aug")].subgroups is None
+    for a, b in zip(with_groups.comparisons, without.comparisons, strict=True):
+        assert a.model_dump(exclude={"subgroups"}) == b.model_dump(exclude={"subgroups"})
+    result = RunResult(protocol_version="2", cxrbench_version="0", created="2025-01-01T00:00:00Z",
+                       config=RunConfig(tasks=["phantom_seg"], generators=["ldm_mask"]), generators=[],
+                       tasks=[with_groups], methods={}, environment={}, wall_seconds=0.0)
+    line = "subgroups · phantom_seg · scarce · ldm_mask ×2 vs real_only: sex: helps F, hurts M"
+    assert line in markdown(result)
+    console = Console(record=True, width=200)
+    console.print(rich_report(result))
+    assert line in console.export_text()
+    assert "subgroups ·" not in markdown(RunResult(**{**result.__dict__, "tasks": [without]}))
