@@ -92,6 +92,8 @@ class TaskPlan:
     seeds: list[int]
     baseline: Arm
     arms: list[Arm]
+    data_root: Path | None = None
+    """Where the task's real data lies (None: the task makes its own): its test patients' attributes are read there."""
 
     def cells(self) -> list[Cell]:
         return [c for arm in [self.baseline, *self.arms] for c in arm.cells]
@@ -223,7 +225,7 @@ def plan_task(name: str, regime: str, train_size: int | None, config: RunConfig,
                                   synthetic_key=synthetic, fit_key=fitted,
                                   condition_policy=config.condition_policy, **common))
             arms.append(Arm(generator_name, revision, ratio, cells))
-    return TaskPlan(task, regime, train_size, splits, seeds, baseline, arms)
+    return TaskPlan(task, regime, train_size, splits, seeds, baseline, arms, config.data_root)
 
 
 def first_ratio_cell(plan: TaskPlan, generator: str, seed: int) -> tuple[Arm, Cell]:

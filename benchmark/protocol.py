@@ -42,6 +42,11 @@ REFERENCE_BASELINES = ("classic_aug",)
 """The baselines every generator must also be compared with: the bar a generator must clear to be worth its compute."""
 ALPHA = 0.05
 """The family-wise error rate of each entry's verdicts (two-sided: α/2 per direction)."""
+SUBGROUP_MIN_PATIENTS = 10
+"""A patient group with fewer test patients gets no subgroup Δ (its interval would rest on a handful of patients'
+bootstrap), only the reason."""
+AGE_CUT = 60
+"""Age bands of the subgroup analysis: under 60 and 60 or over, in years (docs/tasks-and-data.md says why)."""
 PREDICTION_TOLERANCE = 0.0
 """How far an entry's prediction may be from CI's retraining of its cell (`cxrbench verify`): the largest
 difference of a probability, or the share of differing mask pixels. Zero: with the CPU kernels pinned

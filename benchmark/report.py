@@ -3,7 +3,9 @@
 The terminal shows the primary analysis only (the verdict, Δ and its interval, in 80 columns); the
 secondary numbers (seed-only and patient-only intervals, the paper's one-sided t-test) are in the
 Markdown and the JSON. Where a run holds real_extra, both formats add a small second table per task:
-each arm's transfer efficiency, Δ(arm) / Δ(real_extra) against real_only.
+each arm's transfer efficiency, Δ(arm) / Δ(real_extra) against real_only. A comparison whose subgroup
+analysis found something (the arm helps one patient group and hurts another; a gap between groups) gets one line
+under the tables; the rest of the subgroup numbers are in the JSON.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def _terminal_table(task: TaskResult) -> Table:
         table.add_row(c.generator if c.ratio in task.task.default_ratios else f"{c.generator} ×{c.ratio:g}",
                       c.reference, f"{c.delta:+.3f}", _interval(c.ci), _p(c.p_holm), verdict_text(c))
     return table
+
+
+def subgroup_lines(result: RunResult) -> list[str]:
+    """One line per comparison with subgroup findings (`SubgroupAnalysis.findings`); none without findings."""
+    return [f"subgroups · {task.task.name} · {task.regime} · {c.generator} ×{c.ratio:g} vs {c.reference}: "
+            f"{'; '.join(findings)}"
+            for task in result.tasks for c in task.comparisons
+            if c.subgroups is not None and (findings := c.subgroups.findings)]
 
 
 def efficiency_rows(task: TaskResult) -> list[list[str]]:
@@ -112,7 +122,8 @@ def rich_report(result: RunResult) -> Group:
             tables += [_efficiency_table(task, rows), Text("")]
         if task.quality:
             tables += [_quality_table(task), Text("")]
-    return Group(*tables, *(Text(note, style="dim") for note in notes))
+    return Group(*tables, *(Text(line) for line in subgroup_lines(result)),
+                 *(Text(note, style="dim") for note in notes))
 
 
 def rows(result: RunResult) -> list[list[str]]:
@@ -146,6 +157,7 @@ def markdown(result: RunResult) -> str:
         lines += [f"\n**{QUALITY_TITLE}**: {QUALITY_NOTE}\n", "| " + " | ".join(columns) + " |",
                   "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row) + " |" for row in quality]
+    lines += [f"\n{line}" for line in subgroup_lines(result)]
     lines += [f"\nIncomplete: `{generator}` lacks {', '.join(members)} (counted as p = 1 in the correction)."
               for generator, members in result.incomplete.items()]
     lines += [f"\n{note}" for note in [*policy_notes(result), *verification_notes(result)]]

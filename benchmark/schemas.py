@@ -191,6 +191,69 @@ class TransferEfficiency(BaseModel):
     note: str | None = Field(default=None, description="Why there is no value, or how to read this one.")
 
 
+class SubgroupDelta(BaseModel):
+    """An arm's Δ against real_only among one patient group's test cases (`subgroups.analyse`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str = Field(description="The group's value of the attribute (e.g. F; <60).")
+    n_patients: int = Field(description="Test patients in the group.")
+    n_cases: int = Field(description="Test cases (images) of those patients.")
+    delta: float | None = Field(default=None, description="Mean over the same seeds of (arm - real_only) on the "
+                                                          "group's cases; None with `reason`.")
+    ci: tuple[float, float] | None = Field(default=None, description="95% interval: seeds and the group's patients "
+                                                                     "combined, as the primary analysis.")
+    p: float | None = Field(default=None, description="Two-sided p of the same t statistic.")
+    p_holm: float | None = Field(default=None, description="`p`, Holm-corrected over the comparison's subgroup "
+                                                           "family (not the entry's primary family).")
+    verdict: Verdict | None = Field(default=None, description="From `p_holm`, as the primary verdict.")
+    mde: float | None = Field(default=None, description="Smallest |Δ| detected with 80% power in this group.")
+    reason: str | None = Field(default=None, description="Why the group has no number (too few patients, a label "
+                                                         "without a positive case); None when it has one.")
+
+
+class SubgroupGap(BaseModel):
+    """Δ in one group minus Δ in the other: the seeds paired, the groups' patients resampled independently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: tuple[str, str] = Field(description="(A, B): the gap is Δ_A - Δ_B.")
+    delta: float | None = Field(default=None, description="Δ_A - Δ_B; None with `reason`.")
+    ci: tuple[float, float] | None = Field(default=None, description="95% interval of the gap.")
+    p: float | None = Field(default=None, description="Two-sided p of gap = 0.")
+    p_holm: float | None = Field(default=None, description="`p`, Holm-corrected over the comparison's subgroup "
+                                                           "family.")
+    reason: str | None = Field(default=None, description="Why there is no gap (a group without a number).")
+
+
+class AttributeEffects(BaseModel):
+    """One patient attribute's groups (e.g. sex: F, M), their gap and the finding a reader must not miss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attribute: str
+    groups: list[SubgroupDelta]
+    gap: SubgroupGap | None = Field(description="Only for an attribute with exactly two groups.")
+    unassigned_patients: int = Field(description="Test patients with no value for the attribute (e.g. a blank age "
+                                                 "in the metadata): in no group, counted here.")
+    finding: str | None = Field(description="'helps F, hurts M' when the arm helps a group and hurts another (after "
+                                            "correction), else a gap whose interval excludes 0; None otherwise.")
+
+
+class SubgroupAnalysis(BaseModel):
+    """Subgroup effects of one comparison against real_only; a family of its own, apart from the primary one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: list[AttributeEffects]
+    family_size: int = Field(description="Hypotheses in the Holm family: every group's Δ and every gap (one "
+                                         "without a number counts as p = 1).")
+
+    @property
+    def findings(self) -> list[str]:
+        return [a.finding for a in self.attributes if a.finding]
+
+
 class ComparisonResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -221,6 +284,10 @@ class ComparisonResult(BaseModel):
         default=None, description="Against real_only only: Δ / Δ(real_extra) at the same ratio; None where the run "
                                   "holds no real_extra arm at this ratio, for real_extra itself and for other "
                                   "references.")
+    subgroups: SubgroupAnalysis | None = Field(
+        default=None, description="Against real_only only: Δ per patient group and the gaps between groups "
+                                  "(`subgroups.analyse`); None for a task without patient attributes, for other "
+                                  "references and in results written before subgroups were reported.")
 
 
 class TaskResult(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,11 +19,13 @@ from .schemas import (
     GeneratorMeta,
     Profile,
     SeedScore,
+    SubgroupAnalysis,
     TaskMeta,
     TaskResult,
     TransferEfficiency,
 )
 from .stats import CaseMetric, Comparison, compare, correct, verdict
+from .subgroups import Subgroups, analyse
 from .task import Predictions, Task
 
 METHODS = {
@@ -59,6 +61,12 @@ METHODS = {
                "verifier's same-patient call on each image and its nearest training image. Features from one "
                "extractor per task (named with its weights' sha256), trained like the verifier on the task's "
                "largest regime's real training split",
+    "subgroups": "against real_only, for a task with patient attributes (sex; age < 60 / >= 60): Δ, interval and p as "
+                 "the primary analysis on one group's test cases (same seeds and models, bootstrap over the group's "
+                 "patients); the gap Δ_A − Δ_B of a two-group attribute with the seeds paired and the groups' patients "
+                 "resampled independently (patient df from the smaller group); Holm over the comparison's group Δs and "
+                 "gaps, a family apart from the entry's primary one; a group with under 10 test patients, or without "
+                 "a positive case of a classification label, gets a reason instead of a number",
 }
 
 
@@ -88,6 +96,8 @@ class TaskPredictions:
     baseline: ArmPredictions
     arms: list[ArmPredictions]
     references: list[ArmPredictions]
+    subgroups: Subgroups = field(default_factory=dict)
+    """The test patients' attributes (`Task.subgroups`): each comparison against real_only is also made per group."""
 
     def scored_arms(self) -> list[ArmPredictions]:
         """The arms and references, each once (an arm may also be a reference, e.g. classic_aug in a run)."""
@@ -119,6 +129,8 @@ class _Pair:
     stats: Comparison
     efficiency: RatioInterval | None
     """Against real_only where the run holds real_extra at the arm's ratio (never for real_extra itself)."""
+    subgroups: SubgroupAnalysis | None
+    """Against real_only, for a task with patient attributes."""
 
 
 def _score_arm(task: Task, splits: Splits, arm: ArmPredictions) -> _Scored:
@@ -152,8 +164,17 @@ def _pairs(index: int, item: TaskPredictions, n_boot: int) -> tuple[_Scored, lis
             pool = by_name.get((POOL_CONTROL, arm.ratio))
             efficiency = (transfer_ratio(own.metrics, pool.metrics, reference.metrics, patients, n_boot=n_boot, seed=0)
                           if name == BASELINE and pool is not None and pool is not own else None)
-            pairs.append(_Pair(index, member, own, reference, stats, efficiency))
+            subgroups = _subgroups(item, own, reference, n_boot) if name == BASELINE else None
+            pairs.append(_Pair(index, member, own, reference, stats, efficiency, subgroups))
     return baseline, [scored.result for scored in by_name.values()], pairs
+
+
+def _subgroups(item: TaskPredictions, arm: _Scored, reference: _Scored, n_boot: int) -> SubgroupAnalysis | None:
+    """The comparison per patient group; a classification group needs a positive case of every label (F1)."""
+    test = item.splits.test
+    labels = test.labels if item.task.meta.kind == "classification" else None
+    return analyse(arm.metrics, reference.metrics, test.patient_ids.tolist(), item.subgroups, labels=labels,
+                   label_names=item.task.meta.labels, n_boot=n_boot)
 
 
 def score_predictions(tasks: list[TaskPredictions], *, n_boot: int, profile: Profile = "protocol") -> ScoredRun:
@@ -193,7 +214,8 @@ def _comparison(pair: _Pair, p_holm: float, p_bonferroni: float, family_size: in
         reference_mean=c.baseline_mean, arm_mean=c.arm_mean, delta=c.delta, verdict=verdict(c.delta, p_holm, ALPHA),
         ci=c.primary_ci, p=c.primary_p, p_holm=p_holm, p_bonferroni=p_bonferroni, mde=c.mde, df=c.df,
         se_seeds=c.se_seeds, se_patients=c.se_patients, family_size=family_size, t_ci=c.t_ci, boot_ci=c.boot_ci,
-        p_t_greater=c.p_value, n_seeds=c.n_seeds, transfer_efficiency=_efficiency(pair.efficiency))
+        p_t_greater=c.p_value, n_seeds=c.n_seeds, transfer_efficiency=_efficiency(pair.efficiency),
+        subgroups=pair.subgroups)
 
 
 def _efficiency(ratio: RatioInterval | None) -> TransferEfficiency | None:
@@ -230,5 +252,5 @@ def score_run(plans: list[TaskPlan], cache: Cache, *, n_boot: int, profile: Prof
     for plan in plans:
         arms = [arm_predictions(arm, cache) for arm in plan.arms]
         tasks.append(TaskPredictions(plan.task, plan.regime, plan.splits, arm_predictions(plan.baseline, cache), arms,
-                                     arms))
+                                     arms, plan.task.subgroups(plan.splits.test, plan.data_root)))
     return score_predictions(tasks, n_boot=n_boot, profile=profile)

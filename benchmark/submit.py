@@ -182,7 +182,8 @@ def draft(result_path: Path, card: GeneratorCard, cache_root: Path, folder: Path
         except FileNotFoundError as error:
             raise DataError(f"the cache {cache_root} lacks this run's predictions ({error.filename}); "
                             f"pass the --cache-dir the run used") from None
-        items.append(TaskPredictions(plan.task, regime, plan.splits, baseline, scored[: len(own)], scored[len(own):]))
+        items.append(TaskPredictions(plan.task, regime, plan.splits, baseline, scored[: len(own)], scored[len(own):],
+                                     plan.task.subgroups(plan.splits.test, plan.data_root)))
         drafts.append((plan, arrays, own[0], refs, load_splits(name, root, size)))
     if not items:
         raise DataError(f"{result_path}: no task of this run has arms of {card.name}")

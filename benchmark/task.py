@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .samples import SampleSet, Splits
 from .schemas import SmokeSettings, TaskMeta
 from .stats import CaseMetric
+from .subgroups import Subgroups
 
 Predictions = dict[str, np.ndarray]
 """What a downstream model leaves behind: arrays named by split (e.g. 'val_prob', 'test_prob', 'test_mask')."""
@@ -142,6 +143,11 @@ class Task(ABC):
     @abstractmethod
     def case_metric(self, predictions: Predictions, splits: Splits) -> TestScores:
         """The test score as a case metric the statistics can resample, the score per label, secondary numbers."""
+
+    def subgroups(self, test: SampleSet, root: Path | None) -> Subgroups:
+        """The test patients' attributes (e.g. sex, age band) as masks over the test rows, for the subgroup analysis
+        (`subgroups.analyse`); a row in no group of an attribute has no known value. Default: the task has none."""
+        return {}
 
     def simulate(self, conditions: list[Condition], *, seed: int) -> np.ndarray:
         """Fresh images from the true data generator; only simulated suites can do this (the oracle)."""

@@ -36,6 +36,7 @@ from .registry import generator_class, get_task
 from .samples import Splits, split_hash
 from .schemas import ArmResult, RunConfig
 from .scoring import ArmPredictions, TaskPredictions, score_predictions
+from .subgroups import Subgroups
 from .submission import (
     CARD_FILE,
     GeneratorCard,
@@ -179,7 +180,8 @@ def _check_file(path: Path, card: GeneratorCard | None, data_root: Path | None,
     _check_task(submission, task, splits, add)
     _check_protocol(submission, task, add)
     metas = _check_generators(submission, task, add)
-    item = None if problems else _task_predictions(submission, task, splits, metas, add)
+    item = None if problems else _task_predictions(submission, task, splits, metas, add,
+                                                   task.subgroups(splits.test, data_root))
     if card is not None:  # the card and gallery do not enter the numbers: recompute regardless
         _check_card(card, task, add)
     _check_gallery(path.parent, submission, task, add)
@@ -340,8 +342,8 @@ def _check_carried_sets(path: Path, submission: TaskSubmission, task: Task, spli
         add(field, f"holds {len(extra)} set(s) no arm of the entry asks for (e.g. {extra[0][:12]})")
 
 
-def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict,
-                      add) -> TaskPredictions | None:
+def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, metas: dict, add,
+                      subgroups: Subgroups) -> TaskPredictions | None:
     try:
         arrays = decode_predictions(submission.predictions)
     except ValueError as error:
@@ -377,7 +379,7 @@ def _task_predictions(submission: TaskSubmission, task: Task, splits: Splits, me
         return None
     own = [a for a in arms if a.generator == submission.generator]
     return TaskPredictions(task, result.regime, splits, baseline, own,
-                           [a for a in arms if a.generator != submission.generator])
+                           [a for a in arms if a.generator != submission.generator], subgroups)
 
 
 def _unscorable(path: Path, item: TaskPredictions) -> list[Problem]:

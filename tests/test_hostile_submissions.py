@@ -78,10 +78,19 @@ HOSTILE = {
         foo=1)), "result.comparisons.0.foo: Extra inputs are not permitted"),
     "an unknown key in a seed's score": (lambda f, t: _edit(f, lambda d: d["result"]["arms"][0]["seeds"][0].update(
         note="trust me")), "result.arms.0.seeds.0.note: Extra inputs are not permitted"),
+    "a forged subgroup Δ": (lambda f, t: _edit(f, _forged_subgroup),
+                           "result.comparisons[0].subgroups.attributes[0].groups[1].delta: is -0.2; recomputed from "
+                           "the stored predictions"),
     "predictions that unpack to 80 MB": (lambda f, t: _edit(f, _inflated_predictions),
                                          "predictions: not a base64 npz archive (ValueError: unpacks to 80,151,008 "
                                          "bytes, more than the 64,000,000"),
 }
+
+
+def _forged_subgroup(data: dict) -> None:
+    """The sentence a forger wants: the arm helps one sex and hurts the other."""
+    group = data["result"]["comparisons"][0]["subgroups"]["attributes"][0]["groups"][1]
+    group.update(delta=-0.2, verdict="hurts")
 
 
 def _inflated_predictions(data: dict) -> None:

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["Anatomy", "draw_anatomy"]
+__all__ = ["Anatomy", "draw_anatomy", "patient_age", "patient_sex"]
 
 _MARKINGS_RES = 64          # texels across the patient box [-0.5, 0.5]^2 of the lung-markings texture
 
@@ -139,6 +139,26 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
         texture = texture[:, ::-1]                      # mirror: the two hila swap sides
     fields["markings"] = np.ascontiguousarray(texture * np.float32(u(0.8, 1.2)))
     return Anatomy(**fields)
+
+
+_SHOULDER_RANGE = (0.50, 0.58)     # shoulder_half_width's draw
+_BONE_RANGE = (0.30, 0.42)         # bone_density's draw
+_AGE_RANGE = (20.0, 90.0)          # years the bone density range spans, densest youngest
+
+
+def patient_sex(anatomy: Anatomy) -> str:
+    """The patient's sex, read off the draw that shapes the frame: the broader half of the shoulder widths "M".
+
+    Defined after the fact on an existing draw, so that no image changed: the phantom's numbers stay those
+    published; findings are drawn independently of the anatomy, so the groups differ in build alone."""
+    return "M" if anatomy.shoulder_half_width >= sum(_SHOULDER_RANGE) / 2 else "F"
+
+
+def patient_age(anatomy: Anatomy) -> float:
+    """The patient's age in years, read off bone density (bone loses mineral with age): the densest draw is 20
+    years old, the least dense 90, linearly between. Defined after the fact, as `patient_sex`."""
+    share = (_BONE_RANGE[1] - anatomy.bone_density) / (_BONE_RANGE[1] - _BONE_RANGE[0])
+    return _AGE_RANGE[0] + share * (_AGE_RANGE[1] - _AGE_RANGE[0])
 
 
 _BANK_SIZE = 128

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anatomy import Anatomy, draw_anatomy
+from .anatomy import Anatomy, draw_anatomy, patient_age, patient_sex
 from .render import StudyDraws, draw_study, render_batch, visible_lungs
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
     "simulate_population",
     "render_conditions",
     "patient_anatomy",
+    "patient_age",
+    "patient_sex",
     "lung_masks",
 ]
 

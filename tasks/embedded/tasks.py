@@ -18,12 +18,22 @@ from cxrbench.conditions import Condition, MaskCondition
 from cxrbench.geometry import apply_affine
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import SmokeSettings, TaskMeta
+from cxrbench.subgroups import Subgroups, sex_and_age
 
 from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE, fixed_train_subset, outside_subset, split_indices
-from .phantom import FINDINGS, PhantomConfig, Population, patient_anatomy, render_conditions, simulate_population
+from .phantom import (
+    FINDINGS,
+    PhantomConfig,
+    Population,
+    patient_age,
+    patient_anatomy,
+    patient_sex,
+    render_conditions,
+    simulate_population,
+)
 
 _SOURCE = "Rendered by cxrbench.tasks.embedded.phantom; nothing to download."
 FRESH_POPULATION_OFFSET = 10_000
@@ -109,6 +119,14 @@ class _PhantomTask:
         everything = SampleSet(population.images, self._labels(population.labels), self._masks(population.masks),
                                population.patient_ids, population.study_ids)
         return everything, split_indices(population.patient_ids)
+
+    def subgroups(self, test: SampleSet, root: Path | None) -> Subgroups:
+        """Sex and age band, read off the anatomy each test patient was rendered with (`patient_sex`,
+        `patient_age`): attributes of the very draws that shaped the images."""
+        anatomies = {pid: patient_anatomy(int(pid[1:]), seed=self.population_seed)
+                     for pid in np.unique(test.patient_ids).tolist()}
+        return sex_and_age([patient_sex(anatomies[p]) for p in test.patient_ids.tolist()],
+                           [patient_age(anatomies[p]) for p in test.patient_ids.tolist()])
 
     def fresh_patients(self, n_patients: int) -> SampleSet:
         """Every study of `n_patients` new patients from the same renderer and prevalences (another population

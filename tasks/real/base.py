@@ -20,8 +20,10 @@ import numpy as np
 from cxrbench.errors import DataError
 from cxrbench.samples import SampleSet, Splits
 from cxrbench.schemas import TaskMeta
+from cxrbench.subgroups import Subgroups, sex_and_age
 
 from ..splits import fixed_train_subset, outside_subset, split_indices
+from .attributes import Attributes
 from .confined import regular_files
 from .pixels import PIXELS_STAGE, load_pixels
 from .studies import Study, file_identity
@@ -118,6 +120,19 @@ class RealTask:
         return {"version": self.data_version, "resolution": self.meta.resolution,
                 "settings": self.settings(), "pixels": PIXELS_STAGE, "skipped": len(found.skipped),
                 "files_sha256": hashlib.sha256(files.encode()).hexdigest()}
+
+    def attributes(self, folder: Path) -> dict[str, Attributes]:
+        """(sex, age) per sample id from the copy's metadata, for the subgroup analysis. Default: the dataset
+        records none (e.g. Kermany's file names carry no patient attribute)."""
+        return {}
+
+    def subgroups(self, test: SampleSet, root: Path | None) -> Subgroups:
+        """Sex and age band of each test image's patient (`attributes`); a blank value puts it in no group."""
+        known = self.attributes(self.dataset_dir(root))
+        if not known:
+            return {}
+        found = [known.get(sample, (None, None)) for sample in test.sample_ids.astype(str).tolist()]
+        return sex_and_age([sex for sex, _ in found], [age for _, age in found])
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:
         studies, rows = self._split_studies(root)
