@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -104,7 +104,8 @@ class RunConfig(BaseModel):
     mask_transforms: bool = Field(default=True, description="Whether mask conditions are randomly transformed "
                                   "(the protocol's) or the training masks as they are (exploratory).")
     quality: bool = Field(default=True, description="Whether the run measures each synthetic arm's fidelity, "
-                          "memorisation and re-identification (TaskResult.quality).")
+                          "memorisation and re-identification (TaskResult.quality). Not given: a protocol run does, "
+                          "a smoke run (a utility regression check) does not.")
     feature_extractor: str = Field(default="in_domain", description="The feature space of the quality numbers: "
                                    "in_domain, xrv:<local weights file> or hf:<local model folder>.")
 
@@ -122,6 +123,14 @@ class RunConfig(BaseModel):
             raise ValueError(f"the smoke profile fixes each task's regimes, seeds and ratios; it takes no "
                              f"{' or '.join(fixed)}")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quality_by_profile(cls, data: Any) -> Any:
+        """Quality not given: measured in a protocol run, not in a smoke run (a regression check of the Δs)."""
+        if isinstance(data, dict) and data.get("quality") is None:
+            return {**data, "quality": data.get("profile", "protocol") == "protocol"}
+        return data
 
     @field_validator("data_root")
     @classmethod

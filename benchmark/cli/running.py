@@ -62,9 +62,10 @@ def run(
     mask_transforms: Annotated[bool, typer.Option(
         help="Randomly transform the real masks of mask conditions (the protocol's); --no-mask-transforms: the masks "
              "as they are (exploratory, never submitted).")] = True,
-    quality: Annotated[bool, typer.Option(
+    quality: Annotated[bool | None, typer.Option(
+        "--quality/--no-quality", show_default=False,
         help="Measure each synthetic arm's fidelity, memorisation and re-identification (docs/fidelity.md); "
-             "--no-quality: the Δs alone.")] = True,
+             "--no-quality: the Δs alone. Default: measured in a protocol run, not in a smoke run.")] = None,
     feature_extractor: Annotated[str, typer.Option(
         help="The quality numbers' feature space: in_domain (the task's recipe trained on its real data), "
              "xrv:<local torchxrayvision DenseNet weights> or hf:<local Hugging Face model folder>.")] = "in_domain",
