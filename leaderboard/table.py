@@ -39,7 +39,8 @@ recomputes it) in that task's one in-domain encoder, so its numbers share a colu
 COLUMNS = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "conditioning", "ratio", "reference",
            "delta", "verdict", "ci_low", "ci_high", "p", "p_holm", "p_bonferroni", "mde", "t_ci_low", "t_ci_high",
            "boot_ci_low", "boot_ci_high", "p_t_greater", "reference_score", "arm_score", "arm_std", "n_seeds",
-           "efficiency", "efficiency_low", "efficiency_high", "efficiency_note", "verification", "ranked", "date",
+           "efficiency", "efficiency_low", "efficiency_high", "efficiency_note", "subgroup_deltas", "subgroup_findings",
+           "verification", "ranked", "date",
            "revision", "generator_revision", *QUALITY_COLUMNS]
 
 
@@ -108,7 +109,7 @@ def _rows(entry: Entry) -> list[dict]:
                 "p_holm": c.p_holm, "p_bonferroni": c.p_bonferroni, "mde": c.mde, "t_ci_low": c.t_ci[0],
                 "t_ci_high": c.t_ci[1], "boot_ci_low": c.boot_ci[0], "boot_ci_high": c.boot_ci[1],
                 "p_t_greater": c.p_t_greater, "reference_score": c.reference_mean, "arm_score": c.arm_mean,
-                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, **_efficiency(c),
+                "arm_std": arms[(c.generator, c.ratio)].std, "n_seeds": c.n_seeds, **_efficiency(c), **_subgroups(c),
                 "verification": verification, "ranked": verification == LEVELS[0],
                 "date": sub.created.date().isoformat(), "revision": card.revision,
                 "generator_revision": arms[(c.generator, c.ratio)].generator_revision,
@@ -141,6 +142,16 @@ def quality_table(entry: Entry) -> pd.DataFrame:
              "reidentified_p": None if q.reidentification is None else q.reidentification.p_value}
             for sub in entry.tasks for q in sub.result.quality]
     return pd.DataFrame(rows)
+
+
+def _subgroups(c: ComparisonResult) -> dict:
+    """Δ per patient group (e.g. "sex: F +0.04, M +0.06"), and what a reader must not miss (a group helped and another
+    hurt, or a gap); None where the comparison has no subgroup analysis (a task without patient attributes)."""
+    if c.subgroups is None:
+        return {"subgroup_deltas": None, "subgroup_findings": None}
+    deltas = "; ".join(f"{a.attribute}: " + ", ".join(f"{g.group} {'n/a' if g.delta is None else f'{g.delta:+.3f}'}"
+                                                       for g in a.groups) for a in c.subgroups.attributes)
+    return {"subgroup_deltas": deltas, "subgroup_findings": "; ".join(c.subgroups.findings)}
 
 
 def _efficiency(c: ComparisonResult) -> dict:

@@ -72,6 +72,13 @@ def privacy_text(row: pd.Series) -> str:
             f"pixels · re-identified {_share(row['reidentified'])}")
 
 
+def subgroups_text(row: pd.Series) -> str:
+    """Δ per patient group, then the finding (a group helped and another hurt, or a gap), or that there is none."""
+    if not isinstance(row["subgroup_deltas"], str):
+        return ""
+    return f"{row['subgroup_deltas']} · {row['subgroup_findings'] or 'no subgroup finding'}"
+
+
 def _any(column: str) -> Callable[[pd.DataFrame], bool]:
     return lambda table: column in table and bool(table[column].notna().any())
 
@@ -85,5 +92,6 @@ GROUPS: list[ColumnGroup] = [
     ColumnGroup("efficiency", "transfer efficiency [95% CI]", efficiency_text, any_efficiency),
     ColumnGroup("fidelity", "fidelity (in-domain features)", fidelity_text, _any("fid")),
     ColumnGroup("privacy", "privacy (in-domain features)", privacy_text, _any("memorised_features")),
+    ColumnGroup("subgroups", "Δ per patient group", subgroups_text, _any("subgroup_deltas")),
 ]
 """In the order their columns appear within a cell; the first is shown by default."""
