@@ -1,6 +1,7 @@
-"""The cost of the fidelity metrics and the memorisation search: 1,000 synthetic against 1,000 real feature vectors of
-512 dimensions, and 1,000 synthetic plus 1,000 test images searched against 4,000 training images (features, and
-64 x 64 pixels).
+"""The cost of the quality step's parts: the fidelity metrics (1,000 synthetic against 1,000 real feature vectors of
+512 dimensions), the memorisation search (1,000 synthetic plus 1,000 test images against 4,000 training images, in
+features and in 64 x 64 pixels), feature extraction (the in-domain encoders, torchxrayvision's DenseNet) and the
+re-identification verifier's scoring.
 
 Run with `python -m pytest tests/benchmarks/test_fidelity_cost.py --benchmark-enable`; seconds per 1,000 synthetic
 images land in each benchmark's extra_info. FID costs O(n d² + d³) per evaluation, KID and PRDC O(n² d) to set up
@@ -92,3 +93,48 @@ def test_nearest_training_search(benchmark, space, dim):
     benchmark.group = f"nearest training image, {n_queries} queries vs {n_training} training, {space}"
     nearest = _timed(benchmark, lambda: nearest_training(queries, training), n_queries)
     assert nearest.index.shape == (n_queries,)
+
+
+def _images(n: int, size: int) -> np.ndarray:
+    return np.random.default_rng(5).random((n, size, size), dtype=np.float32)
+
+
+@pytest.mark.parametrize("task_name", ["phantom_cls", "phantom_seg"])
+def test_in_domain_features(benchmark, task_name):
+    """The in-domain encoder's cost is its network's forward pass (trained or not: the same arithmetic)."""
+    from cxrbench.registry import get_task
+
+    task = get_task(task_name)
+    model, n = task.untrained_model(), _size(benchmark, 1000, 8)
+    images = _images(n, task.meta.resolution)
+    benchmark.group = f"features, {n} images of {task.meta.resolution} px"
+    features = _timed(benchmark, lambda: task.embed(model, images, device="cpu"), n)
+    assert features.shape[0] == n
+
+
+def test_xrv_densenet_features(benchmark, tmp_path):
+    """torchxrayvision's DenseNet-121 at 224 px (random weights saved to a local file, as a user's would be)."""
+    import torch
+    import torchxrayvision as xrv
+
+    from cxrbench.fidelity.xrv_densenet import XrvDenseNetExtractor
+
+    torch.save(xrv.models.DenseNet(weights=None).state_dict(), tmp_path / "densenet.pt")
+    extractor, n = XrvDenseNetExtractor(tmp_path / "densenet.pt", device="cpu"), _size(benchmark, 200, 4)
+    images = _images(n, 64)
+    benchmark.group = f"features, {n} images of 64 px resized to 224"
+    features = _timed(benchmark, lambda: extractor.embed(images), n)
+    assert features.shape == (n, 1024)
+
+
+def test_reidentification_scoring(benchmark):
+    """The verifier's same-patient logits of (synthetic image, nearest training image) pairs."""
+    from cxrbench.fidelity.patient_pairs import VerifierSettings
+    from cxrbench.reidentification_verifier import Verifier, build_network
+
+    settings = VerifierSettings()
+    verifier, n = Verifier(build_network(settings.embedding).eval(), settings, 0, 0), _size(benchmark, 1000, 8)
+    first, second = _images(n, 64), _images(n, 64)[::-1]
+    benchmark.group = f"re-identification logits, {n} pairs of 64 px images"
+    logits = _timed(benchmark, lambda: verifier.logits(first, second), n)
+    assert logits.shape == (n,)
