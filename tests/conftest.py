@@ -8,7 +8,8 @@ import pytest
 from cxrbench.runner import run
 from cxrbench.schemas import RunConfig
 
-TINY = dict(train_size=24, seeds=2, ratios=[0.5], n_boot=200)
+TINY = dict(train_size=24, seeds=2, ratios=[0.5], n_boot=200, quality=False)
+"""A tiny run's settings: the Δs alone (tests of the quality numbers turn them on: tests/test_quality.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -160,8 +160,8 @@ def test_a_run_with_single_label_conditions_records_and_reports_its_policy(tmp_p
     monkeypatch.setattr(PhantomClassification, "schedule", replace(PhantomClassification.schedule, steps=2))
     out = tmp_path / "single.json"
     args = ["run", "-g", "oracle", "--task", "phantom_cls", "--train-size", "24", "--seeds", "2", "--ratios", "0.5",
-            "--n-boot", "200", "--workers", "1", "--label-conditions", "single", "--cache-dir", str(tmp_path / "cache"),
-            "--out", str(out)]
+            "--n-boot", "200", "--workers", "1", "--no-quality", "--label-conditions", "single", "--cache-dir",
+            str(tmp_path / "cache"), "--out", str(out)]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "conditions: single-disease label conditions, masks randomly transformed (exploratory" in done.output

@@ -5,14 +5,19 @@ generator that returns its training images with slight noise, which must be flag
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from typer.testing import CliRunner
 
 from cxrbench import quality
 from cxrbench.cache import Cache
+from cxrbench.cli import app
 from cxrbench.fidelity.patient_pairs import TINY_VERIFIER
 from cxrbench.report import markdown, rich_report
 from cxrbench.runner import run
 from cxrbench.schemas import RunConfig, RunResult
+from cxrbench.tasks.embedded.tasks import PhantomClassification
 
 from .conftest import TINY
 from .fake_plugins import install_distribution, on_path
@@ -64,7 +69,8 @@ def memorising_site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def quality_run(memorising_site, tmp_path_factory):
     cache = tmp_path_factory.mktemp("quality-cache")
-    config = RunConfig(tasks=["phantom_cls", "phantom_seg"], generators=["oracle", "noise", "memorising"], **TINY)
+    config = RunConfig(tasks=["phantom_cls", "phantom_seg"], generators=["oracle", "noise", "memorising"],
+                       **TINY | {"quality": True})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(quality, "VERIFIER_SETTINGS", TINY_VERIFIER)
         result = run(config, cache, workers=1, show_progress=False)
@@ -124,6 +130,25 @@ def test_no_quality_leaves_it_empty(quality_run, monkeypatch):
     result = run(config.model_copy(update={"quality": False, "tasks": ["phantom_cls"]}), cache, workers=1,
                  show_progress=False)
     assert all(task.quality == [] for task in result.tasks)
+
+
+def test_quality_is_measured_by_default_in_a_protocol_run_only_and_no_quality_skips_it(tmp_path, monkeypatch):
+    """A smoke run checks the Δs alone unless asked for quality; `--no-quality` leaves any run's quality empty (a tiny
+    run of noise, its recipe cut to two steps)."""
+    def config(**given) -> RunConfig:
+        return RunConfig(tasks=["phantom_cls"], generators=["noise"], **given)
+
+    assert config().quality and config(profile="protocol").quality and not config(profile="smoke").quality
+    assert config(profile="smoke", quality=True).quality and not config(quality=False).quality
+    monkeypatch.setattr(PhantomClassification, "schedule", replace(PhantomClassification.schedule, steps=2))
+    monkeypatch.setattr(quality, "assess_run", lambda *a, **k: pytest.fail("quality assessed"))
+    out = tmp_path / "r.json"
+    done = CliRunner().invoke(app, ["run", "--task", "phantom_cls", "--generator", "noise", "--train-size", "8",
+                                    "--seeds", "2", "--ratios", "0.5", "--n-boot", "100", "--workers", "1",
+                                    "--no-quality", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    result = RunResult.model_validate_json(out.read_text())
+    assert not result.config.quality and [task.quality for task in result.tasks] == [[]]
 
 
 def test_report_shows_the_quality_table(quality_run):

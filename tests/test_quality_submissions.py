@@ -97,7 +97,7 @@ def drafted(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("quality-entry")
     cache = root / "cache"
-    config = RunConfig(tasks=["phantom_cls"], generators=["oracle"], **TINY)
+    config = RunConfig(tasks=["phantom_cls"], generators=["oracle"], **TINY | {"quality": True})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(quality, "VERIFIER_SETTINGS", TINY_VERIFIER)
         result = run(config, cache, workers=1, show_progress=False)

@@ -215,7 +215,7 @@ def test_open_suite_runs_end_to_end_with_the_pixel_cache(tmp_path, monkeypatch):
     kermany_subset(tmp_path / "data", per_class=25)
     # 50 images hold fewer training images than the scarce regime's 100, which a run refuses: a size of its own
     config = RunConfig(tasks=["pneumonia_cls"], generators=["classic_aug"], seeds=2, n_boot=100,
-                       data_root=tmp_path / "data", train_size=20)
+                       data_root=tmp_path / "data", train_size=20, quality=False)
     result = run(config, tmp_path / "cache", workers=1, show_progress=False)
     (task,) = result.tasks
     assert task.n_train_real == 20 and task.n_val + task.n_test > 0

@@ -111,7 +111,7 @@ def test_kill_9_then_rerun_completes_with_the_uninterrupted_numbers(tiny_run, tm
     cache = tmp_path / "cache"
     command = [sys.executable, "-m", "cxrbench", "run", "--generator", "oracle", "--task", "phantom_seg",
                "--train-size", str(TINY["train_size"]), "--seeds", str(TINY["seeds"]), "--ratios", "0.5",
-               "--n-boot", str(TINY["n_boot"]), "--workers", "1", "--cache-dir", str(cache),
+               "--n-boot", str(TINY["n_boot"]), "--workers", "1", "--no-quality", "--cache-dir", str(cache),
                "--out", str(tmp_path / "result.json"), "--format", "json"]
     victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300

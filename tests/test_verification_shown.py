@@ -75,7 +75,8 @@ def test_run_shows_the_level_under_its_tables(tmp_path, monkeypatch):
     monkeypatch.setattr(PhantomClassification, "schedule", replace(PhantomClassification.schedule, steps=2))
     result = CliRunner().invoke(app, ["run", "--task", "phantom_cls", "--generator", "noise", "--train-size", "8",
                                       "--seeds", "2", "--ratios", "0.5", "--n-boot", "100", "--workers", "1",
-                                      "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json")])
+                                      "--no-quality", "--cache-dir", str(tmp_path / "cache"), "--out",
+                                      str(tmp_path / "r.json")])
     assert result.exit_code == 0, result.output
     output = _flat(result.output)
     assert "verification if submitted: noise recomputed (docs/verification.md)" in output
