@@ -61,11 +61,13 @@ def write_entry(root: Path, name: str, cells: dict[Path, tuple[float, tuple[floa
         arm = sub.result.arms[0].model_copy(update={"generator": name, "seeds": seeds, "mean": base.mean + delta})
         comparison = sub.result.comparisons[0].model_copy(update={
             "generator": name, "delta": delta, "ci": ci, "verdict": _verdict(ci), "arm_mean": base.mean + delta,
-            "transfer_efficiency": efficiency})
-        result = sub.result.model_copy(update={"baseline": base, "arms": [arm], "comparisons": [comparison]})
+            "transfer_efficiency": efficiency, "subgroups": None})
+        result = sub.result.model_copy(update={"baseline": base, "arms": [arm], "comparisons": [comparison],
+                                               "quality": []})
         meta = sub.generators[0].model_copy(update={"name": name, "role": "generator", "verified": verified})
         sub = sub.model_copy(update={"generator": name, "verified": verified, "generators": [meta], "result": result,
-                                     "predictions": "", "gallery": []})
+                                     "predictions": "", "gallery": [],
+                                     "closest_pairs": None})
         (folder / template.name).write_text(sub.model_dump_json())
     card = yaml.safe_load((SUBMISSIONS / "oracle" / "generator.yaml").read_text())
     (folder / "generator.yaml").write_text(yaml.safe_dump({**card, "name": name}))
@@ -146,9 +148,10 @@ def test_overview_shows_every_generator_in_every_cell_of_the_committed_entries(m
     delta, low, high = row[["delta", "ci_low", "ci_high"]].iloc[0]
     assert oracle[cells[0]] == f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] helps"
     assert oracle["open · pneumonia_cls · scarce ×1"] == ""  # the oracle has no open entry
-    # no entry carries a transfer efficiency: the group is not offered
+    # no committed entry carries a transfer efficiency: that group is not offered; they carry quality and subgroups
     assert at.sidebar.multiselect(key="columns").options == ["Δ [95% CI] verdict", "rank", "p Holm", "MDE (80%)",
-                                                             "verification"]
+                                                             "verification", "fidelity (in-domain features)",
+                                                             "privacy (in-domain features)", "Δ per patient group"]
     at.sidebar.multiselect(key="suites").set_value(["open"]).run()
     at.sidebar.multiselect(key="columns").set_value(["delta", "p_holm"]).run()
     only_open = shown(at)

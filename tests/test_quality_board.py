@@ -133,3 +133,22 @@ def test_a_hostile_pair_listing_is_never_markup(monkeypatch, board):
     at = open_app(monkeypatch, board, {"page": "generator", "generator": "near"})
     markdown = " ".join(m.value for m in at.markdown)
     assert "<img" not in markdown and "Closest pairs" in markdown
+
+
+def test_the_subgroup_group_shows_each_groups_delta_and_the_finding(monkeypatch, board):
+    """The committed template's subgroup analysis, with a finding written in: the cell names every group's Δ and the
+    finding; an entry without an analysis shows nothing."""
+    from cxrbench.submission import load_task_submission
+
+    analysis = load_task_submission(EMBEDDED).result.comparisons[0].subgroups
+    sex = analysis.attributes[0].model_copy(update={"finding": "helps F, hurts M"})
+    analysis = analysis.model_copy(update={"attributes": [sex, *analysis.attributes[1:]]})
+    path = board / "near" / EMBEDDED.name
+    data = json.loads(path.read_text())
+    data["result"]["comparisons"][0]["subgroups"] = analysis.model_dump(mode="json")
+    path.write_text(json.dumps(data))
+    at = open_app(monkeypatch, board, {"suites": "embedded", "columns": ["delta", "subgroups"]})
+    cells = shown(at).set_index("generator")[f"{CELL} | Δ per patient group"]
+    groups = [g.group for a in analysis.attributes for g in a.groups]
+    assert all(f"{group} " in cells["near"] for group in groups) and cells["near"].endswith("helps F, hurts M")
+    assert cells["plain"] == ""
