@@ -16,14 +16,19 @@ from cxrbench.leaderboard.table import read_board
 from cxrbench.submission import decode_predictions, encode_predictions
 from cxrbench.validate import validate
 
-from .test_submissions import CLS_FILE, ENTRY, REPO, SUBMISSIONS, pytestmark  # noqa: F401 - the same skip
+from .test_submissions import (  # noqa: F401 - pytestmark: the same skip
+    CLS_FILE,
+    ENTRY,
+    REPO,
+    SUBMISSIONS,
+    copy_entry_without_quality,
+    pytestmark,
+)
 
 
 @pytest.fixture()
 def entry(tmp_path) -> Path:
-    folder = tmp_path / "board" / ENTRY
-    shutil.copytree(SUBMISSIONS / ENTRY, folder)
-    return folder
+    return copy_entry_without_quality(SUBMISSIONS / ENTRY, tmp_path / "board" / ENTRY)
 
 
 def _outside(tmp_path: Path) -> Path:

@@ -17,14 +17,20 @@ from cxrbench.validate import validate
 
 from .conftest import TINY
 from .test_quality_board import _quality
-from .test_submissions import CLS_FILE, ENTRY, SUBMISSIONS, pytestmark  # noqa: F401 - the same skip
+from .test_submissions import (  # noqa: F401 - pytestmark: the same skip
+    CLS_FILE,
+    ENTRY,
+    SUBMISSIONS,
+    copy_entry_without_quality,
+    pytestmark,
+)
 
 
 @pytest.fixture()
 def entry(tmp_path) -> Path:
-    """The committed oracle entry, its phantom_cls scarce file stating (made-up) quality numbers."""
-    folder = tmp_path / "board" / ENTRY
-    shutil.copytree(SUBMISSIONS / ENTRY, folder)
+    """The committed oracle entry without its quality, its phantom_cls scarce file stating (made-up) quality
+    numbers."""
+    folder = copy_entry_without_quality(SUBMISSIONS / ENTRY, tmp_path / "board" / ENTRY)
     path = folder / CLS_FILE
     data = json.loads(path.read_text())
     data["result"]["quality"] = [_quality("oracle", 0.0).model_dump(mode="json")]
@@ -64,8 +70,7 @@ def test_a_linked_file_of_assessed_sets_is_refused(entry, tmp_path):
 
 
 def test_assessed_sets_of_an_entry_without_quality_are_refused(tmp_path):
-    folder = tmp_path / "board" / ENTRY
-    shutil.copytree(SUBMISSIONS / ENTRY, folder)
+    folder = copy_entry_without_quality(SUBMISSIONS / ENTRY, tmp_path / "board" / ENTRY)
     path = assessed_path(folder / CLS_FILE)
     path.parent.mkdir()
     path.write_bytes(write_assessed({"oracle|1|0|features": np.zeros((50, 8))}))

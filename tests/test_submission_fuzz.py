@@ -37,7 +37,7 @@ from cxrbench.samples import split_hash
 from cxrbench.submission import decode_predictions, encode_predictions
 from cxrbench.validate import validate
 
-from .test_submissions import ENTRY, SUBMISSIONS, pytestmark  # noqa: F401 - the same skip
+from .test_submissions import ENTRY, SUBMISSIONS, pytestmark, without_quality  # noqa: F401 - the same skip
 
 TASK_FILES = tuple(sorted(p.name for p in (SUBMISSIONS / ENTRY).glob("embedded__*.json")))
 CARD = "generator.yaml"
@@ -55,18 +55,22 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False
 # ---- the entry --------------------------------------------------------------------------------------------------
 
 def _copy_entry(board: Path) -> Path:
+    """The committed entry's embedded task files and card, without quality (tests/test_quality_submissions.py fuzzes
+    none of it: each example would recompute it)."""
     folder = board / ENTRY
     folder.mkdir(parents=True)
-    for name in (*TASK_FILES, CARD):
-        shutil.copy(SUBMISSIONS / ENTRY / name, folder / name)
-    shutil.copytree(SUBMISSIONS / ENTRY / "gallery", folder / "gallery")
+    shutil.copy(SUBMISSIONS / ENTRY / CARD, folder / CARD)
+    for name in TASK_FILES:
+        (folder / name).write_text(json.dumps(_document(name), indent=1, ensure_ascii=False))
+    shutil.copytree(SUBMISSIONS / ENTRY / "gallery", folder / "gallery",
+                    ignore=shutil.ignore_patterns("*__closest_pairs.png"))
     return folder
 
 
 @cache
 def _document(name: str) -> Any:
     text = (SUBMISSIONS / ENTRY / name).read_text()
-    return yaml.safe_load(text) if name == CARD else json.loads(text)
+    return yaml.safe_load(text) if name == CARD else without_quality(json.loads(text))
 
 
 def _shown(board: Path) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cxrbench import submission
+from cxrbench.assessed_sets import ASSESSED_DIR
 from cxrbench.errors import SubmissionError
 from cxrbench.protocol import SUBMISSION_SCHEMA_VERSION, task_data_names
 from cxrbench.registry import get_task
@@ -27,6 +28,20 @@ CLS_FILE = "embedded__phantom_cls__scarce.json"
 
 pytestmark = pytest.mark.skipif(not (SUBMISSIONS / ENTRY / CLS_FILE).exists(),
                                 reason="the committed oracle submission is missing")
+
+
+def without_quality(document: dict) -> dict:
+    """A task file's JSON as its entry would be without quality numbers: what the tests of everything else tamper
+    with, so that `validate` does not recompute quality in each of them (tests/test_quality_submissions.py does)."""
+    return {**document, "result": {**document["result"], "quality": []}, "closest_pairs": None}
+
+
+def copy_entry_without_quality(source: Path, folder: Path) -> Path:
+    """A committed entry copied to `folder` without its quality: no numbers, no assessed sets, no figure."""
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(ASSESSED_DIR, "*__closest_pairs.png"))
+    for path in folder.glob("*.json"):
+        path.write_text(json.dumps(without_quality(json.loads(path.read_text())), indent=1, ensure_ascii=False))
+    return folder
 
 
 def test_committed_submissions_validate():
@@ -65,9 +80,7 @@ def test_real_data_entries_carry_no_gallery(tmp_path):
 
 @pytest.fixture()
 def entry(tmp_path) -> Path:
-    folder = tmp_path / ENTRY
-    shutil.copytree(SUBMISSIONS / ENTRY, folder)
-    return folder
+    return copy_entry_without_quality(SUBMISSIONS / ENTRY, tmp_path / ENTRY)
 
 
 def _edit_json(folder: Path, change) -> None:

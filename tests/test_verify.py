@@ -28,7 +28,14 @@ from cxrbench.submission import (
 from cxrbench.validate import _check_file, validate
 from cxrbench.verification import level
 
-from .test_submissions import CLS_FILE, ENTRY, SUBMISSIONS, pytestmark  # noqa: F401 - the same skip
+from .test_submissions import (  # noqa: F401 - pytestmark: the same skip
+    CLS_FILE,
+    ENTRY,
+    SUBMISSIONS,
+    copy_entry_without_quality,
+    pytestmark,
+    without_quality,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +46,7 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def entry(tmp_path) -> Path:
-    folder = tmp_path / ENTRY
-    shutil.copytree(SUBMISSIONS / ENTRY, folder)
-    return folder
+    return copy_entry_without_quality(SUBMISSIONS / ENTRY, tmp_path / ENTRY)
 
 
 def _rescore(folder: Path) -> None:
@@ -130,10 +135,11 @@ def third_party_entry(tmp_path) -> Path:
     folder.mkdir()
     card = (SUBMISSIONS / "noise" / "generator.yaml").read_text().replace("name: noise", f"name: {THIRD_PARTY}")
     (folder / "generator.yaml").write_text(card)
-    shutil.copytree(SUBMISSIONS / "noise" / "gallery", folder / "gallery")
+    shutil.copytree(SUBMISSIONS / "noise" / "gallery", folder / "gallery",
+                    ignore=shutil.ignore_patterns("*__closest_pairs.png"))
     for source in sorted((SUBMISSIONS / "noise").glob("embedded__*.json")):
-        own, reference = json.loads(source.read_text()), json.loads((SUBMISSIONS / "classic_aug" / source.name)
-                                                                    .read_text())
+        own, reference = (without_quality(json.loads(source.read_text())),
+                          json.loads((SUBMISSIONS / "classic_aug" / source.name).read_text()))
         arrays = {key.replace("noise|", f"{THIRD_PARTY}|", 1): value
                   for key, value in decode_predictions(own["predictions"]).items()}
         arrays |= {key: value for key, value in decode_predictions(reference["predictions"]).items()
