@@ -58,8 +58,10 @@ def xrv_data(name: str) -> Path:
 
 
 def write_dicom(path: Path, pixels, *, patient_id: str = "P0", bits_stored: int = 12,
-                photometric: str = "MONOCHROME2", window: tuple[float, float] | None = None) -> Path:
-    """A minimal valid DICOM (explicit VR little endian, uint16 pixels) with the tags the reader uses."""
+                photometric: str = "MONOCHROME2", window: tuple[float, float] | None = None,
+                sex: str | None = None, age: str | None = None) -> Path:
+    """A minimal valid DICOM (explicit VR little endian, uint16 pixels) with the tags the reader uses; PatientSex and
+    PatientAge only where given."""
     import numpy as np
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -70,6 +72,10 @@ def write_dicom(path: Path, pixels, *, patient_id: str = "P0", bits_stored: int 
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     dataset.PatientID = patient_id
+    if sex is not None:
+        dataset.PatientSex = sex
+    if age is not None:
+        dataset.PatientAge = age
     dataset.Modality = "CR"
     dataset.Rows, dataset.Columns = pixels.shape
     dataset.SamplesPerPixel = 1

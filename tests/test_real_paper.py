@@ -19,6 +19,19 @@ from cxrbench.tasks.splits import split_of
 
 from .real_data import gradient, write_dicom, xrv_data
 
+_SEX = {"Male": "M", "Female": "F", "M": "M", "F": "F"}
+
+
+def _groups_of(groups: dict, row: int) -> dict[str, list[str]]:
+    """The groups test row `row` is in, per attribute."""
+    return {attribute: [g for g, mask in found.items() if mask[row]] for attribute, found in groups.items()}
+
+
+def _expected(sex: str, age: str) -> dict[str, list[str]]:
+    """What the metadata says, mapped independently of the parsers: a blank, Unknown or >125 value in no group."""
+    band = [] if not age.strip() or float(age) > 125 else ["<60" if float(age) < 60 else ">=60"]
+    return {"sex": [_SEX[sex]] if sex in _SEX else [], "age": band}
+
 
 def reference_rle2mask(rle: str, width: int = 1024, height: int = 1024) -> np.ndarray:
     """SIIM's published mask_functions.rle2mask, as the competition shipped it (then transposed)."""
@@ -109,6 +122,38 @@ def test_chexpert_bad_label_value_is_named(tmp_path):
         get_task("chexpert_cls").load(tmp_path)
 
 
+def test_chexpert_subgroups_follow_sex_and_age_with_unknown_in_no_group(tmp_path):
+    table = _chexpert_copy(tmp_path, rows=40)
+    csv = tmp_path / "chexpert" / "CheXpert-v1.0-small" / "train.csv"
+    test_rows = [i for i, path in enumerate(table["Path"]) if split_of(path.split("/")[2]) == "test"
+                 and table["Frontal/Lateral"][i] == "Frontal"]
+    written = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    written.loc[test_rows[0], "Sex"], written.loc[test_rows[1], "Age"] = "Unknown", ""
+    written.to_csv(csv, index=False)
+    task = get_task("chexpert_cls")
+    test = task.load(tmp_path, cache_dir=tmp_path / "cache").test
+    groups = task.subgroups(test, tmp_path)
+    by_path = {row.Path: _expected(row.Sex, row.Age) for row in written.itertuples()}
+    assert len(test) == len(test_rows) >= 4
+    for row, sample in enumerate(test.sample_ids.tolist()):
+        assert _groups_of(groups, row) == by_path[sample]
+    unknown = {attribute: int((~np.logical_or.reduce(list(found.values()))).sum())
+               for attribute, found in groups.items()}
+    assert unknown == {"sex": 1, "age": 1}
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [("Sex", "X", "sex 'X' is not one of"),
+                                                           ("Age", "forty", "age 'forty' is not a number")])
+def test_chexpert_bad_attribute_names_row_and_column(tmp_path, column, value, expected):
+    _chexpert_copy(tmp_path, rows=4)
+    csv = tmp_path / "chexpert" / "CheXpert-v1.0-small" / "train.csv"
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    table.loc[2, column] = value
+    table.to_csv(csv, index=False)
+    with pytest.raises(DataError, match=f"train.csv line 4: column '{column}': {expected}"):
+        get_task("chexpert_cls").attributes(tmp_path / "chexpert")
+
+
 # --- RSNA -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -148,6 +193,51 @@ def test_rsna_reads_dicoms_and_box_masks(rsna_labels, tmp_path):
         assert labels[patient] == int(len(rows) > 0)
         area = 0 if rows.empty else rows.eval("width * height").sum() / 1024**2  # boxes of one patient do not overlap
         assert abs(masks[patient].mean() - area) < 0.01
+
+
+@pytest.fixture(scope="module")
+def rsna_headers() -> pd.DataFrame:
+    return pd.read_csv(xrv_data("kaggle_stage_2_train_images_dicom_headers.csv.gz"), dtype=str,
+                       keep_default_na=False).set_index("PatientID")
+
+
+def _rsna_copy(root, labels, headers: pd.DataFrame, patients: list[str], blank_sex: str | None = None) -> None:
+    """Those patients' real label rows, with 256 px DICOMs carrying their real PatientSex and PatientAge."""
+    folder = root / "rsna-pneumonia"
+    folder.mkdir()
+    labels[labels["patientId"].isin(patients)].to_csv(folder / "stage_2_train_labels.csv", index=False)
+    for number, patient in enumerate(patients):
+        sex = "" if patient == blank_sex else headers.at[patient, "PatientSex"]
+        write_dicom(folder / "stage_2_train_images" / f"{patient}.dcm", gradient(256, number), patient_id=patient,
+                    sex=sex, age=headers.at[patient, "PatientAge"])
+
+
+def test_rsna_subgroups_follow_the_dicom_headers(rsna_labels, rsna_headers, tmp_path):
+    labels = pd.read_csv(rsna_labels / "stage_2_train_labels.csv", dtype=str, keep_default_na=False)
+    in_test = [p for p in labels["patientId"].unique()[:80] if split_of(p) == "test"][:12]
+    over_125 = rsna_headers.index[pd.to_numeric(rsna_headers["PatientAge"]) > 125][0]  # the published 148
+    patients = [*in_test, over_125]
+    _rsna_copy(tmp_path, labels, rsna_headers, patients, blank_sex=in_test[0])
+    task = get_task("rsna_cls")
+    test = task.load(tmp_path).test
+    groups = task.subgroups(test, tmp_path)
+    for row, patient in enumerate(test.sample_ids.tolist()):
+        sex = "" if patient == in_test[0] else rsna_headers.at[patient, "PatientSex"]
+        assert _groups_of(groups, row) == _expected(sex, rsna_headers.at[patient, "PatientAge"])
+    assert len(test) == len(in_test) + (split_of(over_125) == "test")
+    assert sum(int(m.sum()) for m in groups["sex"].values()) == len(test) - 1
+
+
+def test_rsna_bad_header_value_names_the_row_and_tag(rsna_labels, rsna_headers, tmp_path):
+    labels = pd.read_csv(rsna_labels / "stage_2_train_labels.csv", dtype=str, keep_default_na=False)
+    patient = labels["patientId"][0]
+    _rsna_copy(tmp_path, labels, rsna_headers, [patient])
+    dicom = tmp_path / "rsna-pneumonia" / "stage_2_train_images" / f"{patient}.dcm"
+    write_dicom(dicom, gradient(256, 0), patient_id=patient, sex="X", age="40")
+    task = get_task("rsna_cls")
+    with pytest.raises(DataError, match=rf"stage_2_train_labels.csv line 2: DICOM .*{patient}.dcm tag PatientSex: "
+                                        r"sex 'X' is not one of"):
+        task.attributes_of(task.dataset_dir(tmp_path), [patient])
 
 
 def test_rsna_inconsistent_target_is_named(tmp_path):
@@ -207,6 +297,24 @@ def test_siim_unites_regions_of_real_rows(tmp_path, siim_table):
         assert masks[image_id].sum() > resize_mask(largest_only, 256).sum()  # united, not overwritten
     for image_id in empty:
         assert not masks[image_id].any()
+
+
+def test_siim_subgroups_follow_the_dicom_headers(tmp_path, siim_table):
+    ids = [i for i in siim_table["ImageId"].unique()[:200] if split_of(f"patient-{i}") == "test"][:6]
+    tags = [("M", "034"), ("F", "061"), ("", "045"), ("F", ""), ("M", "060"), ("F", "012")]
+    folder = tmp_path / "siim-acr-pneumothorax"
+    folder.mkdir()
+    siim_table[siim_table["ImageId"].isin(ids)].to_csv(folder / "train-rle.csv", index=False)
+    for number, (image_id, (sex, age)) in enumerate(zip(ids, tags, strict=True)):
+        write_dicom(folder / "images" / f"{image_id}.dcm", gradient(1024, number), patient_id=f"patient-{image_id}",
+                    sex=sex, age=age)
+    task = get_task("siim_seg")
+    test = task.load(tmp_path).test
+    groups = task.subgroups(test, tmp_path)
+    expected = {image_id: _expected(sex, age) for image_id, (sex, age) in zip(ids, tags, strict=True)}
+    assert sorted(test.sample_ids.tolist()) == sorted(ids)
+    for row, image_id in enumerate(test.sample_ids.tolist()):
+        assert _groups_of(groups, row) == expected[image_id]
 
 
 def test_siim_real_metadata_counts(siim_table):

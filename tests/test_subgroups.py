@@ -17,6 +17,7 @@ from cxrbench.report import markdown, rich_report
 from cxrbench.schemas import ArmResult, ComparisonResult, RunConfig, RunResult
 from cxrbench.stats import MacroF1, MeanOfCases
 from cxrbench.subgroups import Restricted, analyse, sex_and_age, value_groups
+from cxrbench.tasks.real.attributes import parse_age, parse_sex
 
 from .real_data import covid_subset, shared_dataset
 
@@ -151,14 +152,21 @@ def test_covid_attributes_follow_the_metadata_and_blanks_are_in_no_group():
 
 @pytest.mark.parametrize(("field", "value", "expected"), [("sex", "X", "sex 'X' is not one of"),
                                                           ("age", "sixty", "age 'sixty' is not a number"),
-                                                          ("age", "300", "age '300' is outside 0-125")])
+                                                          ("age", "-3", "age '-3' is not a number of years from 0")])
 def test_a_bad_attribute_names_the_row(tmp_path, field, value, expected):
     folder = covid_subset(tmp_path, 4)
     table = pd.read_csv(folder / "metadata.csv", dtype=str, keep_default_na=False)
     table.loc[2, field] = value
     table.to_csv(folder / "metadata.csv", index=False)
-    with pytest.raises(DataError, match=f"metadata.csv line 4: {expected}"):
+    with pytest.raises(DataError, match=f"metadata.csv line 4: column '{field}': {expected}"):
         get_task("covid_lung_seg").attributes(folder)
+
+
+def test_ages_in_dicom_units_and_recording_errors():
+    assert parse_age("058Y", "x") == 58 and parse_age("018M", "x") == 1.5
+    assert parse_age("026W", "x") == pytest.approx(26 * 7 / 365.25)
+    assert parse_age("148", "x") is None  # RSNA's published headers hold five such ages: unknown, not refused
+    assert parse_sex("Unknown", "x") is None and parse_sex("Female", "x") == "F"
 
 
 def test_scoring_adds_subgroups_against_real_only_and_the_report_shows_the_finding(monkeypatch):

@@ -126,12 +126,17 @@ class RealTask:
         records none (e.g. Kermany's file names carry no patient attribute)."""
         return {}
 
+    def attributes_of(self, folder: Path, samples: list[str]) -> list[Attributes] | None:
+        """(sex, age) of each of `samples`; None where the dataset records no attribute at all. Default: looked up
+        in `attributes`; a dataset that keeps them per image file (DICOM headers) reads only these images'."""
+        known = self.attributes(folder)
+        return [known.get(sample, (None, None)) for sample in samples] if known else None
+
     def subgroups(self, test: SampleSet, root: Path | None) -> Subgroups:
-        """Sex and age band of each test image's patient (`attributes`); a blank value puts it in no group."""
-        known = self.attributes(self.dataset_dir(root))
-        if not known:
+        """Sex and age band of each test image's patient (`attributes_of`); a blank value puts it in no group."""
+        found = self.attributes_of(self.dataset_dir(root), test.sample_ids.astype(str).tolist())
+        if found is None:
             return {}
-        found = [known.get(sample, (None, None)) for sample in test.sample_ids.astype(str).tolist()]
         return sex_and_age([sex for sex, _ in found], [age for _, age in found])
 
     def load(self, root: Path | None, *, train_size: int | None = None, cache_dir: Path | None = None) -> Splits:

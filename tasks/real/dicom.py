@@ -9,6 +9,7 @@ import numpy as np
 
 from cxrbench.errors import DataError
 
+from .attributes import Attributes, parse_age, parse_sex
 from .confined import check_pixels, open_regular
 
 
@@ -42,15 +43,26 @@ def decode_dicom(data: bytes, path: Path, where: str) -> np.ndarray:
 
 def read_patient_id(path: Path, where: str) -> str:
     """Only the PatientID tag (no pixels): cheap enough to scan a whole folder with."""
+    patient = str(_header(path, where, ["PatientID"]).get("PatientID", "") or "")
+    if not patient:
+        raise DataError(f"{where}: DICOM {path} has no PatientID, which the patient-level split needs")
+    return patient
+
+
+def read_sex_and_age(path: Path, where: str) -> Attributes:
+    """The PatientSex and PatientAge tags (no pixels); an absent or empty tag is unknown, as the standard allows."""
+    header = _header(path, where, ["PatientSex", "PatientAge"])
+    at = f"{where}: DICOM {path}"
+    return (parse_sex(header.get("PatientSex", "") or "", f"{at} tag PatientSex"),
+            parse_age(header.get("PatientAge", "") or "", f"{at} tag PatientAge"))
+
+
+def _header(path: Path, where: str, tags: list[str]):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with open_regular(path, where, "DICOM") as handle:
-            dataset = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=["PatientID"])
+            return pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=tags)
     except (InvalidDicomError, OSError, ValueError, EOFError) as error:
         raise DataError(f"{where}: cannot read DICOM header of {path}: {error}") from None
-    patient = str(getattr(dataset, "PatientID", "") or "")
-    if not patient:
-        raise DataError(f"{where}: DICOM {path} has no PatientID, which the patient-level split needs")
-    return patient

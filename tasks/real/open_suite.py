@@ -23,7 +23,7 @@ from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE
-from .attributes import Attributes, parse_age, parse_sex
+from .attributes import Attributes, table_attributes
 from .base import RealTask, Scan
 from .confined import inside
 from .studies import MaskFile, Study
@@ -120,5 +120,4 @@ class CovidLungSegmentation(RealTask, SegmentationTask):
         """The collection's own `sex` (M, F) and `age` columns; about a tenth of sexes and a quarter of ages are
         blank, which leaves those images in no group of that attribute."""
         table = read_table(folder / "metadata.csv", ["image", "sex", "age"], what="COVID lungs metadata")
-        return {Path(row.image).stem: (parse_sex(row.sex, table.where(index)), parse_age(row.age, table.where(index)))
-                for index, row in enumerate(table.rows.itertuples(index=False))}
+        return table_attributes(table, [Path(image).stem for image in table.rows["image"]], "sex", "age")

@@ -21,9 +21,10 @@ from ..classification import ClassificationTask
 from ..downstream.training import Schedule
 from ..segmentation import SegmentationTask
 from ..splits import SPLIT_RULE
+from .attributes import Attributes, table_attributes
 from .base import RealTask, Scan, data_root
 from .confined import inside
-from .dicom import read_patient_id
+from .dicom import read_patient_id, read_sex_and_age
 from .rle import EMPTY
 from .studies import BoxMask, RleMask, Study
 from .tables import read_table
@@ -114,13 +115,18 @@ class ChexpertClassification(_PaperClassification):
         return {"uncertain": self.uncertain, "views": "Frontal"}
 
     def scan(self, folder: Path, files: list[Path]) -> Scan:
-        tables = sorted(folder.glob("*/train.csv")) + sorted(folder.glob("*/valid.csv"))
-        if not tables:
-            raise DataError(f"missing CheXpert metadata: expected {folder}/CheXpert-v1.0-small/train.csv")
         studies: list[Study] = []
-        for csv in tables:
+        for csv in _chexpert_tables(folder):
             studies += self.studies_in(csv, folder)
         return Scan(studies)
+
+    def attributes(self, folder: Path) -> dict[str, Attributes]:
+        """The CSVs' `Sex` (Male, Female, Unknown) and `Age` (whole years) columns, per `Path` (the sample id)."""
+        found: dict[str, Attributes] = {}
+        for csv in _chexpert_tables(folder):
+            table = read_table(csv, ["Path", "Sex", "Age"], what="CheXpert demographics")
+            found |= table_attributes(table, table.rows["Path"].tolist(), "Sex", "Age")
+        return found
 
     def studies_in(self, csv: Path, folder: Path) -> list[Study]:
         """Frontal rows of one CheXpert CSV; image paths are relative to `folder` (the CSV's grandparent).
@@ -151,7 +157,23 @@ class ChexpertClassification(_PaperClassification):
                 for i in np.flatnonzero(keep).tolist() for where in (found.where(i),)]
 
 
-class RsnaClassification(_PaperClassification):
+def _chexpert_tables(folder: Path) -> list[Path]:
+    tables = sorted(folder.glob("*/train.csv")) + sorted(folder.glob("*/valid.csv"))
+    if not tables:
+        raise DataError(f"missing CheXpert metadata: expected {folder}/CheXpert-v1.0-small/train.csv")
+    return tables
+
+
+class _HeaderAttributes(RealTask):
+    """RSNA, SIIM, CANDID-PTX: sex and age from each test image's DICOM header (PatientSex, PatientAge), the copy's
+    own record; only the test images' headers are read (RSNA's whole set would be 27k files)."""
+
+    def attributes_of(self, folder: Path, samples: list[str]) -> list[Attributes] | None:
+        studies = {study.sample_id: study for study in self.studies(folder)}
+        return [read_sex_and_age(studies[sample].image, studies[sample].where) for sample in samples]
+
+
+class RsnaClassification(_HeaderAttributes, _PaperClassification):
     meta = _meta("rsna_cls", "classification", ["pneumonia"], 224,
                  "RSNA Pneumonia Detection (stage 2 train), lung opacity vs none, macro F1 of the two classes; "
                  "boxes as optional masks.",
@@ -193,7 +215,7 @@ class RsnaClassification(_PaperClassification):
                      for patient, (target, where) in targets.items()])
 
 
-class _RleSegmentation(_UserCorpus, SegmentationTask):
+class _RleSegmentation(_HeaderAttributes, _UserCorpus, SegmentationTask):
     """SIIM and CANDID-PTX: RLE rows per image (united), DICOMs found anywhere under the folder."""
 
     channels = _SEG_CHANNELS
