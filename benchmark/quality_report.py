@@ -36,7 +36,8 @@ def quality_row(quality: ArmQuality) -> list[str]:
     return [quality.generator, f"{f.fid.value:.2f} [{f.fid.ci_low:.2f}, {f.fid.ci_high:.2f}]",
             f"{f.kid.value:.4f}", *(f"{getattr(f, name).value:.2f}" for name in ("precision", "recall", "density",
                                                                                   "coverage")),
-            *(_share(memorised[space].share_below.value, memorised[space].p_value) for space in ("features", "pixels")),
+            *("n/a" if space not in memorised else _share(memorised[space].share_below.value, memorised[space].p_value)
+              for space in ("features", "pixels")),
             "n/a" if reid is None else _share(reid.share_above.value, reid.p_value), worse_groups(quality)]
 
 
