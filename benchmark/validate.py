@@ -135,9 +135,12 @@ def check_folder(folder: Path, data_root: Path | None = None, checker: QualityCh
                                               f"protocol requires: {'; '.join(members)} (run every regime with the "
                                               f"references, e.g. `cxrbench run --generator {generator},classic_aug`)"))
         for (path, submission, _), result in zip(entries, recomputed.tasks, strict=True):
+            # Quality is not scored from predictions: the checker recomputed it (`_check_file`); without one, an entry
+            # stating quality numbers is refused rather than trusted.
+            stated = submission.result.quality if checker is not None else []
             problems += [(str(path), field, what) for field, what in
-                         differences(result.model_dump(mode="json"), submission.result.model_dump(mode="json"),
-                                      "result")]
+                         differences(result.model_copy(update={"quality": stated}).model_dump(mode="json"),
+                                     submission.result.model_dump(mode="json"), "result")]
     return problems
 
 
