@@ -69,9 +69,15 @@ def extractor_from_spec(spec: str, *, task: Task, real: Splits, data_key: str, c
                         device: str) -> FeatureExtractor:
     """The extractor `spec` names (see the module's docstring); `task`, `real`, `data_key` and `cache` serve the
     in-domain encoder, which trains where the cache lacks it."""
-    kind, _, location = spec.partition(":")
     if spec == DEFAULT_SPEC:
         return in_domain_encoder(task, real, data_key, cache, device=device)
+    return local_extractor(spec, device=device)
+
+
+def local_extractor(spec: str, *, device: str) -> FeatureExtractor:
+    """The extractor of local weights `spec` names (`xrv:<file>`, `hf:<folder>`), loaded and checked now: a run
+    calls this before its cells, so that a wrong path is refused before any work."""
+    kind, _, location = spec.partition(":")
     if kind == "xrv" and location:
         return XrvDenseNetExtractor(Path(location), device=device)
     if kind == "hf" and location:

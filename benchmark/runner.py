@@ -13,6 +13,7 @@ from rich.console import Console
 from . import __version__, progress
 from .cache import Cache
 from .executor import execute
+from .feature_extractors import DEFAULT_SPEC, local_extractor
 from .fitting import ready_generator
 from .kernels import kernel_settings
 from .plan import Cell, TaskPlan, checked_config, plan_tasks
@@ -65,6 +66,8 @@ def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress:
         console: Console | None = None) -> RunResult:
     started = time.perf_counter()
     config = checked_config(config)
+    if config.quality and config.feature_extractor != DEFAULT_SPEC:
+        local_extractor(config.feature_extractor, device=config.device)  # a wrong path: refused before any cell
     cache = Cache(cache_root)
     plans = plan_tasks(config, cache.root)
     compute(plans, [cell for plan in plans for cell in plan.cells()], cache, workers=workers,
