@@ -49,6 +49,8 @@ def verify(paths: list[Path], cache_root: Path, *, data_root: Path | None = None
     seeds: quick local checks (CI retrains every file and seed)."""
     cache = Cache(cache_root)
     named = [path for path in paths if path.is_file()]
+    if seeds is not None:
+        _check_seeds_held(named or [file for path in paths if path.is_dir() for file in task_files(path)], seeds)
     checked, problems = [], []
     for folder in validate(paths, data_root):
         files = [path for path in named if path.parent == folder] or task_files(folder)
@@ -59,6 +61,18 @@ def verify(paths: list[Path], cache_root: Path, *, data_root: Path | None = None
     if problems:
         raise SubmissionError(problems)
     return checked
+
+
+def _check_seeds_held(files: list[Path], seeds: list[int]) -> None:
+    """A --seeds that no file holds is refused before validation, which trains CI's quality models."""
+    for path in files:
+        try:
+            held = [s.seed for s in load_task_submission(path).result.baseline.seeds]
+        except (OSError, ValueError):
+            continue  # validation names what is wrong with the file
+        if not set(seeds) & set(held):
+            raise ConfigError(f"{path}: --seeds {','.join(map(str, seeds))}: the entry holds none of these seeds "
+                              f"(it holds {held[0]}-{held[-1]})")
 
 
 def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[int] | None, workers: int,
@@ -83,9 +97,6 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
                  for plan in plans for arm in (plan.baseline, *plan.arms) for cell in arm.cells
                  if (arm.generator == BASELINE or (arm.generator, arm.ratio) in stored)
                  and (seeds is None or cell.seed in seeds)]
-        if not cells:
-            raise ConfigError(f"{path}: --seeds {','.join(map(str, seeds or []))}: the entry holds none of these "
-                              f"seeds (it holds 0-{submission.result.baseline.seeds[-1].seed})")
         compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress)
     entry = decode_predictions(submission.predictions)
     problems, largest = [], 0.0

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 import cxrbench.agreement
 import cxrbench.calibration
+import cxrbench.quality
 import cxrbench.review
 import cxrbench.runner
 from cxrbench.cache import content_key
@@ -38,14 +39,15 @@ PHANTOM = ["--task", "phantom_cls", *CACHE]
 
 @pytest.fixture
 def tripwire(monkeypatch, tmp_path):
-    """Any work (cells, fits, synthetic sets, calibration trainings, the review page) fails the case at once; the
-    command runs in `tmp_path`, so default outputs (results/) land there."""
+    """Any work (cells, fits, synthetic sets, calibration trainings, quality models, the review page) fails the case
+    at once; the command runs in `tmp_path`, so default outputs (results/) land there."""
     def work(*args, **kwargs):
         raise AssertionError("the command started work on bad input")
 
     for module, name in [(cxrbench.runner, "execute"), (cxrbench.runner, "_fit_trainable_generators"),
                          (cxrbench.agreement, "synthetic_set"), (cxrbench.review, "synthetic_set"),
-                         (cxrbench.review, "open_review_page"), (cxrbench.calibration, "_train")]:
+                         (cxrbench.review, "open_review_page"), (cxrbench.calibration, "_train"),
+                         (cxrbench.quality, "task_spaces")]:
         monkeypatch.setattr(module, name, work)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CXRBENCH_DATA_ROOT", raising=False)

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from cxrbench.validate import validate
 
 from .test_submissions import ENTRY, SUBMISSIONS, pytestmark, without_quality  # noqa: F401 - the same skip
 
+CLOSEST_PAIRS = "*__closest_pairs.png"
+"""Quality's figures: left out of the copied entry with the quality they show."""
 TASK_FILES = tuple(sorted(p.name for p in (SUBMISSIONS / ENTRY).glob("embedded__*.json")))
 CARD = "generator.yaml"
 SHOWN = ["suite", "task", "regime", "n_real", "metric", "generator", "role", "ratio", "reference", "delta", "verdict",
@@ -62,8 +65,7 @@ def _copy_entry(board: Path) -> Path:
     shutil.copy(SUBMISSIONS / ENTRY / CARD, folder / CARD)
     for name in TASK_FILES:
         (folder / name).write_text(json.dumps(_document(name), indent=1, ensure_ascii=False))
-    shutil.copytree(SUBMISSIONS / ENTRY / "gallery", folder / "gallery",
-                    ignore=shutil.ignore_patterns("*__closest_pairs.png"))
+    shutil.copytree(SUBMISSIONS / ENTRY / "gallery", folder / "gallery", ignore=shutil.ignore_patterns(CLOSEST_PAIRS))
     return folder
 
 
@@ -275,7 +277,8 @@ CONTENTS = st.sampled_from([b"", b"{}", b"[]", b"null", b"\xff\xfe", b"name: ora
 @st.composite
 def file_mutations(draw) -> Mutation:
     """A change to the entry's files: bytes cut or inserted, a file deleted, renamed, copied, or one added."""
-    gallery = sorted(f"gallery/{p.name}" for p in (SUBMISSIONS / ENTRY / "gallery").iterdir())
+    gallery = sorted(f"gallery/{p.name}" for p in (SUBMISSIONS / ENTRY / "gallery").iterdir()
+                     if not fnmatch(p.name, CLOSEST_PAIRS))
     name = draw(st.sampled_from([*TASK_FILES, CARD, *gallery]))
     size = (SUBMISSIONS / ENTRY / name).stat().st_size
     op = draw(st.sampled_from(["cut_bytes", "insert_bytes", "delete_file", "rename_file", "copy_file",

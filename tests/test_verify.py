@@ -53,7 +53,7 @@ def _rescore(folder: Path) -> None:
     """Rewrite every number of the entry from its stored predictions with the project's own scoring (what a hostile
     submitter does after editing predictions, so that the arithmetic holds)."""
     card = load_card(folder / "generator.yaml")
-    items = [(file, _check_file(file, card, None)[1]) for file in task_files(folder)]
+    items = [(file, _check_file(file, card, None, None)[1]) for file in task_files(folder)]
     scored = score_predictions([item for _, (_, item) in items], n_boot=2000)
     for (file, _), result in zip(items, scored.tasks, strict=True):
         stored = json.loads(file.read_text())

@@ -147,13 +147,22 @@ def _root(cov: np.ndarray) -> np.ndarray:
         return vectors * np.sqrt(np.clip(values, 0, None))
 
 
+def _numerical_zero(eigenvalues: np.ndarray) -> float:
+    """The largest eigenvalue indistinguishable from zero: numpy's matrix_rank tolerance (largest × size × machine
+    epsilon). With fewer images than features the product is singular, and the square roots of its zero eigenvalues'
+    rounding noise (±1e-16 × largest) would add ±1e-8 each to FID, different on every CPU's kernels: a validator on
+    another machine could not recompute the stored number."""
+    return float(np.abs(eigenvalues).max(initial=0.0) * len(eigenvalues) * np.finfo(eigenvalues.dtype).eps)
+
+
 def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> float:
     """||μ₁ - μ₂||² + tr(Σ₁ + Σ₂ - 2 (Σ₁Σ₂)^½), with tr (Σ₁Σ₂)^½ = Σ √λ over the eigenvalues of the symmetric
     positive semi-definite Lᵀ Σ₂ L for any L Lᵀ = Σ₁ (they are those of Σ₁Σ₂): one symmetric eigenvalue problem,
     no complex parts to discard and no iteration, unlike scipy.linalg.sqrtm on the non-symmetric product (the two
     agree to 1e-12 relative in the tests)."""
     root = _root(cov1)
-    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(root.T @ cov2 @ root), 0, None)).sum()
+    eigenvalues = np.linalg.eigvalsh(root.T @ cov2 @ root)
+    trace_sqrt = np.sqrt(eigenvalues[eigenvalues > _numerical_zero(eigenvalues)]).sum()
     return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
 
 
