@@ -29,3 +29,16 @@ def pin_cpu_kernels() -> None:
 def kernel_settings() -> dict[str, str]:
     """The settings in force, for a result's environment record."""
     return {name: os.environ.get(name, "unset") for name in PINNED}
+
+
+def cpu_identity() -> str:
+    """The CPU's vendor and model ("AuthenticAMD AMD EPYC ..."), or "unknown": the pins give equal bits across
+    machines of one vendor only (docs/verification.md), so a result records which CPU trained it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            text = info.read(65536)
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return " ".join(v for v in (fields.get("vendor_id"), fields.get("model name")) if v) or "unknown"

@@ -18,6 +18,7 @@ import numpy as np
 from .cache import Cache
 from .carried import sets_path
 from .errors import ConfigError, SubmissionError
+from .kernels import cpu_identity
 from .plan import Cell, plan_tasks
 from .predictions import load_predictions
 from .protocol import BASELINE, PREDICTION_TOLERANCE
@@ -127,7 +128,9 @@ def _compare(submission: TaskSubmission, entry: dict[str, np.ndarray], generator
         if difference > PREDICTION_TOLERANCE:
             problems.append(("predictions", f"{prefix}{name}: differs from CI's retraining of this cell by "
                                             f"{difference:.3g} (tolerance {PREDICTION_TOLERANCE:g}): the "
-                                            f"predictions do not come from the protocol's training"))
+                                            f"predictions do not come from the protocol's training on this "
+                                            f"machine's CPU vendor ({cpu_identity().split()[0]}; entries trained "
+                                            f"on another vendor's CPU differ: docs/verification.md)"))
     return problems, largest
 
 

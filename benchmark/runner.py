@@ -15,7 +15,7 @@ from .cache import Cache
 from .executor import execute
 from .feature_extractors import DEFAULT_SPEC, local_extractor
 from .fitting import ready_generator
-from .kernels import kernel_settings
+from .kernels import cpu_identity, kernel_settings
 from .plan import Cell, TaskPlan, checked_config, plan_tasks
 from .protocol import PROTOCOL_VERSION, SMOKE_PROFILE_VERSION
 from .registry import generator_class
@@ -59,7 +59,8 @@ def _environment() -> dict[str, str]:
             env[package] = version(package)
         except PackageNotFoundError:
             env[package] = "not installed"
-    return {**env, **kernel_settings(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {**env, **kernel_settings(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu": cpu_identity()}
 
 
 def run(config: RunConfig, cache_root: Path, *, workers: int = 1, show_progress: bool = True,

@@ -34,6 +34,7 @@ from .test_submissions import (  # noqa: F401 - pytestmark: the same skip
     SUBMISSIONS,
     copy_entry_without_quality,
     pytestmark,
+    retrained_on_another_vendor,
     without_quality,
 )
 
@@ -78,6 +79,7 @@ def _test_labels() -> np.ndarray:
     return task.load(None, train_size=task.meta.regimes["scarce"]).test.labels.astype(np.float32)
 
 
+@retrained_on_another_vendor
 def test_a_committed_entry_matches_ci_retraining(entry, cache):
     [checked] = verify([entry / CLS_FILE], cache, seeds=[0], show_progress=False)
     assert checked.level == "recomputed"
@@ -172,6 +174,7 @@ def _carry_noise_sets(path: Path, seed_offset: int = 0) -> None:
     sets_path(path).write_bytes(write_sets(sets))
 
 
+@retrained_on_another_vendor
 def test_a_third_party_entry_is_retrained_from_the_sets_it_carries(third_party_entry, cache):
     validate([third_party_entry])
     [checked] = verify([third_party_entry / CLS_FILE], cache, seeds=[0], show_progress=False)
@@ -187,6 +190,7 @@ def test_carried_images_that_did_not_make_the_predictions_are_refused(third_part
     assert f"predictions: {THIRD_PARTY}|1|0|test_prob: differs from CI's retraining" in str(caught.value)
 
 
+@retrained_on_another_vendor
 def test_without_carried_sets_only_the_references_are_retrained(third_party_entry, cache):
     sets_path(third_party_entry / CLS_FILE).unlink()
     [checked] = verify([third_party_entry / CLS_FILE], cache, seeds=[0], show_progress=False)
