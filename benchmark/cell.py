@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import progress
 from .cache import Cache
+from .device import device_policy
 from .fitting import ready_generator
 from .generator_faults import blamed_on, place
 from .plan import Cell
@@ -35,7 +36,8 @@ def synthetic_set(cell: Cell, cache: Cache, splits: Splits) -> SampleSet:
             if pool is not None:
                 images, conditions = generator.draw(conditions, pool, seed=cell.seed)
             else:
-                images = generator.checked_generate(conditions, seed=cell.seed, regime=cell.regime)
+                images = generator.checked_generate(conditions, seed=cell.seed, regime=cell.regime,
+                                                    batch_size=device_policy(cell.device).inference_batch_size(64))
             revision, notes = generator.revision(), generator.generation_notes()
         with cache.writing("synthetic", cell.synthetic_key, {"generator": cell.generator, "seed": cell.seed}) as out:
             write_synthetic_set(out, images, conditions, generator=cell.generator, revision=revision,

@@ -6,6 +6,10 @@ compute, so a synthetic arm can only win by its data, never by training longer.
 Training and prediction pin torch to one thread, and training seeds from its own seed inside
 `fork_rng` (`cxrbench.determinism`), so the same cell gives the same numbers whether it runs inline
 or in a worker process, and no global RNG leaks out.
+
+Where the model runs is `cxrbench.device`'s policy: on the CPU it changes nothing (the reference device, verified
+bit for bit); on CUDA it adds bf16 autocast to training, channels_last, pinned copies and larger prediction
+batches.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrbench.determinism import one_thread
+from cxrbench.device import device_policy
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,14 @@ def fit(model, inputs: np.ndarray, targets: np.ndarray, loss_fn: Callable, sched
     x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
     order_rng = torch.Generator().manual_seed(seed)
-    model.to(device).train()
+    policy = device_policy(device)
+    policy.place(model).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
     for batch in _batches(len(x), schedule, order_rng):
         optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x[batch].to(device)), y[batch].to(device))
+        with policy.autocast():
+            output = model(policy.to_device(x[batch]))
+        loss = loss_fn(output.float(), policy.to_device(y[batch]))  # .float(): the same tensor unless autocast ran
         loss.backward()
         optimiser.step()
 
@@ -60,11 +68,12 @@ def recompute_batch_norm(model, inputs: np.ndarray, *, device: str, batch_size: 
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over every batch below
-    model.to(device).train()
-    with torch.no_grad():
+    policy = device_policy(device)
+    policy.place(model).train()
+    with torch.no_grad():  # no autocast and the recipe's batch size on every device: these statistics are the model's
         for start in range(0, len(inputs), batch_size):
             batch = np.ascontiguousarray(inputs[start : start + batch_size], dtype=np.float32)
-            model(torch.from_numpy(batch).to(device))
+            model(policy.to_device(torch.from_numpy(batch)))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
 
@@ -85,7 +94,7 @@ def _batches(n: int, schedule: Schedule, order_rng) -> Iterator:
 
 
 def predict(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) -> np.ndarray:
-    """Sigmoid outputs of `model` over `inputs`, in order, on one thread."""
+    """Sigmoid outputs of `model` over `inputs`, in order, on one thread (in the device's inference batches)."""
     import torch
 
     return run_batches(model, inputs, lambda net, batch: torch.sigmoid(net(batch)), device=device,
@@ -94,13 +103,17 @@ def predict(model, inputs: np.ndarray, *, device: str, batch_size: int = 128) ->
 
 def run_batches(model, inputs: np.ndarray, forward: Callable, *, device: str, batch_size: int = 128) -> np.ndarray:
     """`forward(model, batch)` over `inputs` in batches, in order: the model in eval mode, on one thread, without
-    gradients. What the model's predictions and its embeddings (`Task.embed`) both run through."""
+    gradients. What the model's predictions and its embeddings (`Task.embed`) both run through; `batch_size` is the
+    CPU's, a GPU runs its own (`cxrbench.device.INFERENCE_BATCH_SIZE`). No autocast on any device: predictions and
+    features (whose cache key holds no device) stay fp32, equal across devices up to rounding."""
     import torch
 
-    model.to(device).eval()
+    policy = device_policy(device)
+    batch_size = policy.inference_batch_size(batch_size)
+    policy.place(model).eval()
     outputs = []
     with one_thread(), torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size], dtype=np.float32))
-            outputs.append(forward(model, batch.to(device)).float().cpu().numpy())
+            outputs.append(forward(model, policy.to_device(batch)).float().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
