@@ -59,3 +59,12 @@ def run_cell(cell: Cell, cache_root: str) -> str:
                                                 "seed": cell.seed}) as out:
         save_predictions(out, predictions)
     return cell.key
+
+
+def fit_generator(cell: Cell, cache_root: str) -> str | None:
+    """Put the fit of `cell`'s generator into the cache unless it holds it; returns its key. The regime's training
+    split is loaded here, from the cell alone, so that a fit runs anywhere a cell can (a Ray task on another
+    machine); the local executor fits in its own process, on the split its plan holds (`runner.compute`)."""
+    cache = Cache(Path(cache_root))
+    ready_generator(cell, cache, load_splits(cell.task, cell.data_root, cell.train_size, cache_root).train)
+    return cell.fit_key

@@ -21,7 +21,8 @@ from .cell import run_cell
 from .plan import Cell
 
 
-def _label(cell: Cell) -> str:
+def label(cell: Cell) -> str:
+    """A cell as the progress display (and Ray's task list) names it."""
     arm = f"{cell.generator} x{cell.ratio:g}" if cell.has_synthetic else cell.generator
     return f"{cell.task} {arm} seed {cell.seed}"
 
@@ -62,7 +63,7 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int) -> None:
     with progress.bar("cells", total=len(cells)) as bar:
         if workers <= 1:
             for cell in cells:
-                bar.describe(f"cells: {_label(cell)}")
+                bar.describe(f"cells: {label(cell)}")
                 run_cell(cell, cache_root)
                 bar.advance()
             return
@@ -74,5 +75,5 @@ def execute(cells: Sequence[Cell], cache_root: str, *, workers: int) -> None:
                 except BaseException:  # the first failure ends the run: the queued cells are not started
                     pool.shutdown(cancel_futures=True)
                     raise
-                bar.describe(f"cells: {_label(futures[future])} done")
+                bar.describe(f"cells: {label(futures[future])} done")
                 bar.advance()

@@ -22,6 +22,7 @@ from .kernels import cpu_identity
 from .plan import Cell, plan_tasks
 from .predictions import load_predictions
 from .protocol import BASELINE, PREDICTION_TOLERANCE
+from .ray_executor import RayCluster
 from .registry import get_task
 from .runner import compute
 from .schemas import RunConfig
@@ -44,7 +45,7 @@ class FileVerification:
 
 
 def verify(paths: list[Path], cache_root: Path, *, data_root: Path | None = None, seeds: list[int] | None = None,
-           workers: int = 1, show_progress: bool = True) -> list[FileVerification]:
+           workers: int = 1, show_progress: bool = True, ray: RayCluster | None = None) -> list[FileVerification]:
     """Validate the entries, then retrain what CI can reach and compare; raises SubmissionError listing every
     differing prediction. A task file among `paths` limits its entry to the files named, and `seeds` to those
     seeds: quick local checks (CI retrains every file and seed)."""
@@ -56,7 +57,7 @@ def verify(paths: list[Path], cache_root: Path, *, data_root: Path | None = None
     for folder in validate(paths, data_root):
         files = [path for path in named if path.parent == folder] or task_files(folder)
         for path in files:
-            found, verification = _verify_file(path, cache, data_root, seeds, workers, show_progress)
+            found, verification = _verify_file(path, cache, data_root, seeds, workers, show_progress, ray)
             problems += found
             checked.append(verification)
     if problems:
@@ -77,7 +78,7 @@ def _check_seeds_held(files: list[Path], seeds: list[int]) -> None:
 
 
 def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[int] | None, workers: int,
-                 show_progress: bool) -> tuple[list[Problem], FileVerification]:
+                 show_progress: bool, ray: RayCluster | None) -> tuple[list[Problem], FileVerification]:
     submission = load_task_submission(path)
     task = get_task(submission.task)
     sets = sets_path(path)
@@ -98,7 +99,7 @@ def _verify_file(path: Path, cache: Cache, data_root: Path | None, seeds: list[i
                  for plan in plans for arm in (plan.baseline, *plan.arms) for cell in arm.cells
                  if (arm.generator == BASELINE or (arm.generator, arm.ratio) in stored)
                  and (seeds is None or cell.seed in seeds)]
-        compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress)
+        compute(plans, [cell for *_, cell in cells], cache, workers=workers, show_progress=show_progress, ray=ray)
     entry = decode_predictions(submission.predictions)
     problems, largest = [], 0.0
     for generator, ratio, cell in cells:

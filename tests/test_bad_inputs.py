@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def tripwire(monkeypatch, tmp_path):
     def work(*args, **kwargs):
         raise AssertionError("the command started work on bad input")
 
-    for module, name in [(cxrbench.runner, "execute"), (cxrbench.runner, "_fit_trainable_generators"),
+    for module, name in [(cxrbench.runner, "execute"), (cxrbench.runner, "_arms_to_fit"),
                          (cxrbench.agreement, "synthetic_set"), (cxrbench.review, "synthetic_set"),
                          (cxrbench.review, "open_review_page"), (cxrbench.calibration, "_train"),
                          (cxrbench.quality, "task_spaces")]:
@@ -112,6 +113,11 @@ CASES = [
     _case("cache_under_a_file", ["run", "-g", "oracle", "--task", "phantom_cls", "--cache-dir",
                                  "{tmp}/generators.yaml/cache"],
           "--cache-dir {tmp}/generators.yaml/cache: cannot write there (Not a directory)", {"generators.yaml": ""}),
+    _case("ray_address_without_ray", ["run", "-g", "oracle", "--ray-address", "auto", *PHANTOM],
+          "--ray-address needs --executor ray"),
+    _case("ray_cluster_relative_cache", ["run", "-g", "oracle", "--task", "phantom_cls", "--executor", "ray",
+                                         "--ray-address", "auto", "--cache-dir", "cache"],
+          "--cache-dir cache is a relative path: on a Ray cluster every node must see the cache"),
     # names, printed verbatim
     _case("markup_closing_tag", ["run", "-g", "[/x]", *PHANTOM], "unknown generator '[/x]'"),
     _case("markup_nan", ["run", "-g", "[nan]", *PHANTOM], "unknown generator '[nan]'"),
@@ -254,6 +260,13 @@ def test_a_gpu_this_machine_lacks_is_refused(tripwire):
         pytest.skip("this machine has a GPU")
     _refused_in_one_line(["run", "-g", "oracle", "--device", "cuda", *[a.format(tmp=tripwire) for a in PHANTOM]],
                          "--device cuda: this machine has no such device (use --device cpu)")
+
+
+@pytest.mark.reliability("bad_input")
+def test_the_ray_executor_without_ray_names_the_extra(tripwire, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray: ImportError, as where it is not installed
+    _refused_in_one_line(["run", "-g", "oracle", "--executor", "ray", *[a.format(tmp=tripwire) for a in PHANTOM]],
+                         "--executor ray needs Ray, which is not installed: pip install 'cxrbench[ray]'")
 
 
 @pytest.mark.reliability("fault")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,9 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import ConfigError, CxrbenchError, GeneratorError
+
+if TYPE_CHECKING:
+    from ..ray_executor import RayCluster
 
 console = Console(width=max(Console().width, 160))  # `list` needs the width; the run report fits in 80
 errors = Console(stderr=True)
@@ -31,6 +34,20 @@ GeneratorConfig = Annotated[Path | None, typer.Option(
     help="YAML file of options per generator, e.g. `ldm_mask: {preset: tiny}`.")]
 Device = Annotated[str, typer.Option(help="cpu or cuda.")]
 Regime = Annotated[str | None, typer.Option(help="The task's regime to look at (default: its first, the scarce one).")]
+
+
+class ExecutorKind(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+Executor = Annotated[ExecutorKind, typer.Option(
+    help="local: a pool of worker processes on this machine; ray: each generator fit and cell a Ray task, on a local "
+         "Ray instance of --workers CPUs or the cluster at --ray-address (pip install 'cxrbench[ray]'; "
+         "docs/scaling.md).")]
+RayAddress = Annotated[str | None, typer.Option(
+    help="With --executor ray: the Ray cluster to run on (auto, host:6379 or ray://host:10001); its nodes must see "
+         "--cache-dir at the same absolute path. Default: a local Ray instance.")]
 
 
 class Format(str, Enum):
@@ -49,6 +66,20 @@ RESULT_ROOM = 4 * 2**20
 CACHE_ROOM = 64 * 2**20
 """Free bytes the cache's disk needs before a command starts: a full disk is refused before any work. A disk that
 fills up during the work stops it at the entry that could not be written; the entries written stay valid."""
+
+
+def ray_cluster(executor: ExecutorKind, address: str | None, cache_dir: Path) -> RayCluster | None:
+    """The Ray executor's settings (`ray_executor.RayCluster`) for `--executor ray`, checked before any work (Ray
+    installed, a cache every node can see); None for the local pool."""
+    if executor is ExecutorKind.local:
+        if address is not None:
+            raise ConfigError("--ray-address needs --executor ray")
+        return None
+    from ..ray_executor import RayCluster, require_ray, shared_cache_root
+
+    require_ray()
+    shared_cache_root(cache_dir, RayCluster(address))
+    return RayCluster(address)
 
 
 def check_writable(out: Path) -> None:

@@ -16,8 +16,11 @@ from .common import (
     CacheDir,
     DataRoot,
     Device,
+    Executor,
+    ExecutorKind,
     Format,
     GeneratorConfig,
+    RayAddress,
     check_cache,
     check_writable,
     console,
@@ -25,6 +28,7 @@ from .common import (
     given_names,
     one_line_errors,
     parse_ratios,
+    ray_cluster,
     read_generator_config,
     show_result,
     write_result,
@@ -73,6 +77,8 @@ def run(
     cache_dir: CacheDir = DEFAULT_CACHE,
     out: Annotated[Path | None, typer.Option(help="Where to write the RunResult JSON.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
+    executor: Executor = ExecutorKind.local,
+    ray_address: RayAddress = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples over test patients.")] = 2000,
     device: Device = "cpu",
     generator_config: GeneratorConfig = None,
@@ -104,7 +110,7 @@ def run(
         check_writable(out)
         check_cache(cache_dir)
         result = run_benchmark(config, cache_dir, workers=workers or os.cpu_count() or 1,
-                               show_progress=fmt is Format.table)
+                               show_progress=fmt is Format.table, ray=ray_cluster(executor, ray_address, cache_dir))
         show_result(result, fmt)
         write_result(out, result, cache_dir)
     if fmt is Format.table:

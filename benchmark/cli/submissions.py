@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT_CACHE, SUBMISSIONS, CacheDir, check_cache, console, one_line_errors, split_names
+from .common import (
+    DEFAULT_CACHE,
+    SUBMISSIONS,
+    CacheDir,
+    Executor,
+    ExecutorKind,
+    RayAddress,
+    check_cache,
+    console,
+    one_line_errors,
+    ray_cluster,
+    split_names,
+)
 
 
 def submit(
@@ -61,6 +73,8 @@ def verify(
     seeds: Annotated[str | None, typer.Option(
         help="Retrain only these seeds, comma-separated: a quick local check (CI retrains every seed).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes for cells (default: one per core).")] = 0,
+    executor: Executor = ExecutorKind.local,
+    ray_address: RayAddress = None,
 ) -> None:
     """Validate the entries, then retrain every cell CI can reach with the protocol's code and require the
     entries' predictions to match; print each file's verification level."""
@@ -73,8 +87,9 @@ def verify(
             chosen = None if seeds is None else [int(seed) for seed in split_names(seeds)]
         except ValueError:
             raise ConfigError(f"--seeds must be comma-separated seed numbers, e.g. 0,1; got {seeds!r}") from None
+        ray = ray_cluster(executor, ray_address, cache_dir)
         checked = verify_entries(paths or [SUBMISSIONS], cache_dir, data_root=data_root, seeds=chosen,
-                                 workers=workers or os.cpu_count() or 1)
+                                 workers=workers or os.cpu_count() or 1, ray=ray)
     for item in checked:
         console.print(f"{item.path}: {item.level} ({item.cells} cells retrained, largest difference "
                       f"{item.largest_difference:.2g})", highlight=False, markup=False)
