@@ -117,7 +117,7 @@ def forecast(config: RunConfig, cache_root: Path, table: CostTable | None = None
     # Priced, not run: the device need not be on this machine (plan a GPU run from a laptop).
     config = checked_config(config.model_copy(update={"device": "cpu"})).model_copy(update={"device": config.device})
     arms: list[ArmForecast] = []
-    fits: dict[tuple, FitForecast] = {}
+    fits: dict[str | tuple[str, str, str], FitForecast] = {}  # by fit key; by arm where the keys are unknown
     notes: list[str] = []
     for name in config.tasks:
         task = get_task(name)
@@ -148,17 +148,21 @@ def forecast(config: RunConfig, cache_root: Path, table: CostTable | None = None
     return Forecast(device=config.device, arms=arms, fits=list(fits.values()), notes=notes)
 
 
+def _data_root(given: Path | None) -> Path | None:
+    """The data root a run would read: `--data-root`, else the environment variable, else none."""
+    found = given or os.environ.get(DATA_ROOT_ENV)
+    return Path(found).expanduser() if found else None
+
+
 def _data_absent(task: Task, data_root: Path | None) -> bool:
     """A real task whose dataset folder is not under the data root (or no data root is given)."""
-    if task.folder is None:
-        return False
-    root = data_root or (Path(os.environ[DATA_ROOT_ENV]) if os.environ.get(DATA_ROOT_ENV) else None)
-    return root is None or not (root.expanduser() / task.folder).is_dir()
+    root = _data_root(data_root)
+    return task.folder is not None and (root is None or not (root / task.folder).is_dir())
 
 
 def _dataset_place(task: Task, data_root: Path | None) -> str:
-    root = data_root or os.environ.get(DATA_ROOT_ENV)
-    return f"{Path(root) / task.folder}" if root else f"<data root>/{task.folder} (no --data-root)"
+    root = _data_root(data_root)
+    return f"{root / task.folder}" if root else f"<data root>/{task.folder} (no --data-root)"
 
 
 def _planned_arms(plan: TaskPlan, cache_root: Path, device: str, table: CostTable) -> list[ArmForecast]:
