@@ -124,8 +124,8 @@ def forecast(config: RunConfig, cache_root: Path, table: CostTable | None = None
         regimes = run_regimes(profiled_meta(task, config.profile), config.regimes, config.train_size)
         nominal = table.dataset(name) if _data_absent(task, config.data_root) else None
         if nominal is not None:
-            notes.append(f"{name}: no data at {_dataset_place(task, config.data_root)}; sizes from the dataset's "
-                         f"published metadata ({nominal.source}), cache state unknown (the keys hash the data)")
+            notes.append(f"{name}: no data at {_dataset_place(task, config.data_root)}; split sizes from "
+                         f"{nominal.source}; cache state unknown (the keys hash the data)")
         for regime, size in regimes.items():
             if nominal is not None:
                 found = _nominal_arms(task, regime, size, nominal, config, table)
