@@ -170,6 +170,18 @@ def _is_abandoned(staging: Path, now: float) -> bool:
     return True
 
 
+def entry_path(root: Path, stage: str, key: str) -> Path:
+    return root / stage / key[:2] / key
+
+
+def holds_complete(root: Path, stage: str, key: str) -> bool:
+    """Read-only `Cache.is_complete`: the entry is there and every file matches its recorded hash. It takes no lock
+    and removes nothing, and a cache folder that does not exist holds nothing: for `cxrbench plan`, which writes
+    nothing."""
+    path = entry_path(Path(root).expanduser(), stage, key)
+    return os.path.lexists(path) and Cache._verify(path) is None
+
+
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
@@ -201,7 +213,7 @@ class Cache:
                 shutil.rmtree(staging, ignore_errors=True)
 
     def path(self, stage: str, key: str) -> Path:
-        return self.root / stage / key[:2] / key
+        return entry_path(self.root, stage, key)
 
     def is_complete(self, stage: str, key: str) -> bool:
         """True if the entry exists and every file matches its recorded hash; a corrupted entry is removed.

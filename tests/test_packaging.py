@@ -16,6 +16,7 @@ def test_wheel_installs_and_imports_every_subpackage(tmp_path):
     wheel = next((tmp_path / "dist").glob("cxrbench-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert not any(n.startswith(("benchmark/", "tasks/", "generators/")) for n in names), "bare top-level package"
+    assert "cxrbench/costs.json" in names, "the measured cost table `cxrbench plan` reads"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..registry import COMMAND_GROUPS, load_target
-from . import calibration, checking, conformance, quality, running, submissions
+from . import calibration, checking, conformance, planning, quality, running, submissions
 from .card import card_app
 from .common import fail
 from .leaderboard import leaderboard_app
@@ -42,6 +42,7 @@ app = typer.Typer(cls=OneLineUsageErrors, add_completion=False, no_args_is_help=
                   help="cxrbench: do a generator's synthetic chest X-rays make downstream models better?")
 
 app.command()(running.run)
+app.command()(planning.plan)
 app.command("list")(running.list_)
 app.command()(running.report)
 app.command("check-generator")(conformance.check_generator)

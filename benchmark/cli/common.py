@@ -50,6 +50,62 @@ RayAddress = Annotated[str | None, typer.Option(
          "--cache-dir at the same absolute path. Default: a local Ray instance.")]
 
 
+class RunProfile(str, Enum):
+    protocol = "protocol"
+    smoke = "smoke"
+
+
+class LabelConditions(str, Enum):
+    multi = "multi"
+    single = "single"
+
+
+# The options that choose a run's cells and its keys: `run` computes them, `plan` prices them.
+Generators = Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")]
+Tasks = Annotated[str | None, typer.Option("--task", help="Task name(s), comma-separated (default: the suite's).")]
+Suite = Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")]
+Ratios = Annotated[str | None, typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")]
+Seeds = Annotated[int | None, typer.Option(help="Seeds per arm (>= 2; default: the task's).")]
+Regimes = Annotated[str | None, typer.Option(help="The tasks' regimes to run, comma-separated, e.g. scarce "
+                                                  "(default: all of them).")]
+TrainSize = Annotated[int | None, typer.Option(help="Real training images, outside the protocol's regimes "
+                                                     "(instead of --regimes).")]
+Profile = Annotated[RunProfile, typer.Option(help="protocol, or smoke: each task's fixed smoke settings (fewer "
+                                                  "seeds, the scarce regime), for `cxrbench check`; never submitted.")]
+FirstSeed = Annotated[int, typer.Option(help="The arms' first seed (seeds first_seed, first_seed + 1, ...); "
+                                             "another start repeats a check on new seeds.")]
+LabelConditionsOption = Annotated[LabelConditions, typer.Option(
+    help="multi: the protocol's label conditions (real label vectors); single: at most one finding each "
+         "(exploratory, never submitted).")]
+MaskTransforms = Annotated[bool, typer.Option(
+    help="Randomly transform the real masks of mask conditions (the protocol's); --no-mask-transforms: the masks "
+         "as they are (exploratory, never submitted).")]
+Quality = Annotated[bool | None, typer.Option(
+    "--quality/--no-quality", show_default=False,
+    help="Measure each synthetic arm's fidelity, memorisation and re-identification (docs/fidelity.md); "
+         "--no-quality: the Δs alone. Default: measured in a protocol run, not in a smoke run.")]
+
+
+def run_config(*, generator: str, task: str | None, suite: str, ratios: str | None, seeds: int | None,
+               regimes: str | None, train_size: int | None, profile: RunProfile, first_seed: int,
+               label_conditions: LabelConditions, mask_transforms: bool, quality: bool | None, data_root: Path | None,
+               device: str, generator_config: Path | None, **settings: Any):
+    """The RunConfig of the options above as typed (`settings`: the run's other fields, e.g. n_boot)."""
+    from ..registry import suite_tasks
+    from ..schemas import RunConfig
+
+    fixed = [option for option, value in (("--regimes", regimes), ("--train-size", train_size), ("--seeds", seeds),
+                                          ("--ratios", ratios)) if value is not None]
+    if profile is RunProfile.smoke and fixed:
+        raise ConfigError(f"--profile smoke fixes each task's regimes, seeds and ratios; drop {', '.join(fixed)}")
+    return RunConfig(tasks=given_names(task, "--task") or suite_tasks(suite),
+                     generators=given_names(generator, "--generator"), ratios=parse_ratios(ratios), seeds=seeds,
+                     regimes=given_names(regimes, "--regimes"), train_size=train_size, first_seed=first_seed,
+                     profile=profile.value, data_root=data_root, device=device,
+                     label_conditions=label_conditions.value, mask_transforms=mask_transforms, quality=quality,
+                     generator_config=read_generator_config(generator_config), **settings)
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,58 +17,48 @@ from .common import (
     Device,
     Executor,
     ExecutorKind,
+    FirstSeed,
     Format,
     GeneratorConfig,
+    Generators,
+    LabelConditions,
+    LabelConditionsOption,
+    MaskTransforms,
+    Profile,
+    Quality,
+    Ratios,
     RayAddress,
+    Regimes,
+    RunProfile,
+    Seeds,
+    Suite,
+    Tasks,
+    TrainSize,
     check_cache,
     check_writable,
     console,
     fail,
-    given_names,
     one_line_errors,
-    parse_ratios,
     ray_cluster,
-    read_generator_config,
+    run_config,
     show_result,
     write_result,
 )
 
 
-class RunProfile(str, Enum):
-    protocol = "protocol"
-    smoke = "smoke"
-
-
-class LabelConditions(str, Enum):
-    multi = "multi"
-    single = "single"
-
-
 def run(
-    generator: Annotated[str, typer.Option("--generator", "-g", help="Generator name(s), comma-separated.")],
-    task: Annotated[str | None, typer.Option(help="Task name(s), comma-separated (default: the suite's).")] = None,
-    suite: Annotated[str, typer.Option(help="Suite whose tasks to run when --task is not given.")] = "embedded",
-    ratios: Annotated[str | None, typer.Option(help="Synthetic per real image, e.g. 0.5,1,2.")] = None,
-    seeds: Annotated[int | None, typer.Option(help="Seeds per arm (>= 2; default: the task's).")] = None,
-    regimes: Annotated[str | None, typer.Option(help="The tasks' regimes to run, comma-separated, e.g. scarce "
-                                                    "(default: all of them).")] = None,
-    train_size: Annotated[int | None, typer.Option(help="Real training images, outside the protocol's regimes "
-                                                       "(instead of --regimes).")] = None,
-    profile: Annotated[RunProfile, typer.Option(help="protocol, or smoke: each task's fixed smoke settings (fewer "
-                                                 "seeds, the scarce regime), for `cxrbench check`; never submitted.")
-                       ] = RunProfile.protocol,
-    first_seed: Annotated[int, typer.Option(help="The arms' first seed (seeds first_seed, first_seed + 1, ...); "
-                                                 "another start repeats a check on new seeds.")] = 0,
-    label_conditions: Annotated[LabelConditions, typer.Option(
-        help="multi: the protocol's label conditions (real label vectors); single: at most one finding each "
-             "(exploratory, never submitted).")] = LabelConditions.multi,
-    mask_transforms: Annotated[bool, typer.Option(
-        help="Randomly transform the real masks of mask conditions (the protocol's); --no-mask-transforms: the masks "
-             "as they are (exploratory, never submitted).")] = True,
-    quality: Annotated[bool | None, typer.Option(
-        "--quality/--no-quality", show_default=False,
-        help="Measure each synthetic arm's fidelity, memorisation and re-identification (docs/fidelity.md); "
-             "--no-quality: the Δs alone. Default: measured in a protocol run, not in a smoke run.")] = None,
+    generator: Generators,
+    task: Tasks = None,
+    suite: Suite = "embedded",
+    ratios: Ratios = None,
+    seeds: Seeds = None,
+    regimes: Regimes = None,
+    train_size: TrainSize = None,
+    profile: Profile = RunProfile.protocol,
+    first_seed: FirstSeed = 0,
+    label_conditions: LabelConditionsOption = LabelConditions.multi,
+    mask_transforms: MaskTransforms = True,
+    quality: Quality = None,
     feature_extractor: Annotated[str, typer.Option(
         help="The quality numbers' feature space: in_domain (the task's recipe trained on its real data), "
              "xrv:<local torchxrayvision DenseNet weights> or hf:<local Hugging Face model folder>.")] = "in_domain",
@@ -85,24 +74,15 @@ def run(
     fmt: Annotated[Format, typer.Option("--format", help="How to print the result.")] = Format.table,
 ) -> None:
     """Run generators on a suite's tasks in every regime and print each comparison's verdict."""
-    from ..errors import ConfigError
     from ..plan import checked_config
-    from ..registry import suite_tasks
     from ..runner import run as run_benchmark
-    from ..schemas import RunConfig
 
     with one_line_errors():
-        fixed = [option for option, value in (("--regimes", regimes), ("--train-size", train_size), ("--seeds", seeds),
-                                              ("--ratios", ratios)) if value is not None]
-        if profile is RunProfile.smoke and fixed:
-            raise ConfigError(f"--profile smoke fixes each task's regimes, seeds and ratios; drop {', '.join(fixed)}")
-        config = RunConfig(tasks=given_names(task, "--task") or suite_tasks(suite),
-                           generators=given_names(generator, "--generator"), ratios=parse_ratios(ratios), seeds=seeds,
-                           regimes=given_names(regimes, "--regimes"), train_size=train_size, n_boot=n_boot,
-                           first_seed=first_seed, profile=profile.value, data_root=data_root, device=device,
-                           label_conditions=label_conditions.value, mask_transforms=mask_transforms,
-                           quality=quality, feature_extractor=feature_extractor,
-                           generator_config=read_generator_config(generator_config))
+        config = run_config(generator=generator, task=task, suite=suite, ratios=ratios, seeds=seeds, regimes=regimes,
+                            train_size=train_size, profile=profile, first_seed=first_seed,
+                            label_conditions=label_conditions, mask_transforms=mask_transforms, quality=quality,
+                            data_root=data_root, device=device, generator_config=generator_config, n_boot=n_boot,
+                            feature_extractor=feature_extractor)
         names = "-".join(config.generators)
         suffix = "_smoke" if config.profile == "smoke" else ""
         out = out or Path("results") / f"{suite if task is None else '-'.join(config.tasks)}_{names}{suffix}.json"
