@@ -40,7 +40,7 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, *, model: ClassifierN
     with deterministic_cell(seed):
         net = build_classifier(model, labels.shape[1])
         fit(net, images[:, None], labels, nn.BCEWithLogitsLoss(), schedule, seed=seed, device=device)
-        recompute_batch_norm(net, images[real_rows][:, None], device=device)
+        recompute_batch_norm(net, images[:, None], real_rows=real_rows, device=device)
     return net
 
 

@@ -24,7 +24,7 @@ def fit_segmenter(images: np.ndarray, masks: np.ndarray, *, channels: tuple[int,
     with deterministic_cell(seed):
         net = build_segmenter(channels)
         loss = DiceLoss(sigmoid=True, batch=True)  # batch Dice: cross-entropy alone pulls small sets to all-empty
-        fit(net, images[:, None], masks[:, None].astype(np.float32), loss, schedule, seed=seed, device=device)
+        fit(net, images[:, None], masks[:, None], loss, schedule, seed=seed, device=device)
     return net
 
 

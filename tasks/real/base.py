@@ -202,17 +202,14 @@ class RealTask:
         return self.meta.kind == "segmentation"
 
     def _sample_set(self, studies: list[Study], cache_dir: Path | None) -> SampleSet:
-        with_masks = self.with_masks()
-        images, masks = load_pixels(studies, self.meta.resolution, with_masks=with_masks, cache_dir=cache_dir)
-        constant = images.min(axis=(1, 2)) == images.max(axis=(1, 2))
-        if constant.any():
+        pixels = load_pixels(studies, self.meta.resolution, with_masks=self.with_masks(), cache_dir=cache_dir)
+        if pixels.constant.any():
             log.warning("%s: left out %d constant image(s) (one value everywhere, nothing to learn or score): %s",
-                        self.meta.name, int(constant.sum()),
-                        named([str(s.image) for s, c in zip(studies, constant, strict=True) if c]))
-            studies = [s for s, c in zip(studies, constant, strict=True) if not c]
-            images, masks = images[~constant], (masks[~constant] if masks is not None else None)
+                        self.meta.name, int(pixels.constant.sum()),
+                        named([str(s.image) for s, c in zip(studies, pixels.constant, strict=True) if c]))
+            studies = [s for s, c in zip(studies, pixels.constant, strict=True) if not c]
         labels = np.array([s.labels for s in studies], dtype=np.int8).reshape(len(studies), len(self.meta.labels))
-        return SampleSet(images, labels, masks, np.array([s.patient_id for s in studies]),
+        return SampleSet(pixels.images, labels, pixels.masks, np.array([s.patient_id for s in studies]),
                          np.array([s.sample_id for s in studies]))
 
 

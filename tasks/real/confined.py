@@ -21,6 +21,7 @@ MAX_FILE_BYTES = 256 * 2**20
 MAX_PIXELS = 50_000_000
 """More than any chest X-ray detector gives (about 4,300 x 4,300 at most): a file claiming more is a
 decompression bomb or not an X-ray."""
+_BLOCK = 2**20
 _LINK_RULE = "a dataset folder holds regular files and folders only; links are never followed"
 
 
@@ -84,10 +85,20 @@ def open_regular(path: Path, where: str, what: str = "file") -> BinaryIO:
 def read_bytes(path: Path, where: str, what: str = "file") -> bytes:
     """The whole of `path`, through `open_regular` (a file that grows past the limit while read is refused too)."""
     with open_regular(path, where, what) as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
+        data = read_at_most(handle, MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise DataError(f"{where}: {what} {path} is larger than {MAX_FILE_BYTES:,} bytes")
     return data
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes of `stream`, read in blocks: `read(limit)` would ask for a buffer of the limit's size (256
+    MiB) for every file, which tracemalloc counts as allocated, however small the file."""
+    blocks, total = [], 0
+    while total < limit and (block := stream.read(min(_BLOCK, limit - total))):
+        blocks.append(block)
+        total += len(block)
+    return b"".join(blocks)
 
 
 def check_pixels(count: int, path: Path, where: str) -> None:

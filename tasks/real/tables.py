@@ -19,7 +19,7 @@ import pandas as pd
 
 from cxrbench.errors import DataError
 
-from .confined import MAX_FILE_BYTES, open_regular
+from .confined import MAX_FILE_BYTES, open_regular, read_at_most
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _text(path: Path) -> str:
     with open_regular(path, str(path), "table") as handle:
         stream = gzip.GzipFile(fileobj=handle) if path.suffix == ".gz" else handle
         try:
-            data = stream.read(MAX_FILE_BYTES + 1)
+            data = read_at_most(stream, MAX_FILE_BYTES + 1)
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path}: cannot read the table: {error}") from None
     if len(data) > MAX_FILE_BYTES:
