@@ -53,7 +53,9 @@ def _marker_times(cache: Path, stage: str) -> dict[str, int]:
 def ray_and_local(local_ray, tmp_path_factory):
     """The run through Ray (fitting the LDM there), then through the local pool of two workers on a cache that
     holds only Ray's fit: the sampling and every cell are recomputed locally, from the same fitted model (a fit is
-    not pinned to one thread, so its last bits may depend on the thread count: docs/scaling.md)."""
+    not pinned to one thread, so its last bits may depend on the thread count: docs/scaling.md). The pool's workers
+    sample on one thread, as Ray's one-CPU tasks do (OMP_NUM_THREADS=1): LDM sampling, unlike a cell's training, runs
+    on torch's default threads, and its bits depend on their number (CI, on two, gave other sets)."""
     on_ray, local = tmp_path_factory.mktemp("ray-cache"), tmp_path_factory.mktemp("local-cache")
     through_ray = run(CONFIG, on_ray, workers=2, show_progress=False, ray=RayCluster())
     shutil.copytree(on_ray / "fit", local / "fit")
@@ -61,6 +63,7 @@ def ray_and_local(local_ray, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LatentDiffusionGenerator, "fit", lambda *a, **k: pytest.fail("the local run refitted the LDM"))
+        patch.setenv("OMP_NUM_THREADS", "1")  # read by torch in each spawned worker
         through_pool = run(CONFIG, local, workers=2, show_progress=False)
     return (through_ray, on_ray), (through_pool, local)
 
