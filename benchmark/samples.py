@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DataError
+from .stacked_rows import StackedRows
 
 SYNTHETIC_ID_PREFIX = "synthetic/"
 """How a synthetic row's sample id starts (`synthetic.read_synthetic_set`), so a recipe can tell real rows apart."""
@@ -29,11 +30,12 @@ class Sample:
 
 @dataclass(frozen=True)
 class SampleSet:
-    """Images (N, H, W) float32 in [0, 1]; labels (N, L) int8; masks (N, H, W) bool or None."""
+    """Images (N, H, W) float32 in [0, 1]; labels (N, L) int8; masks (N, H, W) bool or None. Images and masks are
+    arrays, memory maps, or (after `concat`) `StackedRows` over them."""
 
-    images: np.ndarray
+    images: np.ndarray | StackedRows
     labels: np.ndarray
-    masks: np.ndarray | None
+    masks: np.ndarray | StackedRows | None
     patient_ids: np.ndarray
     sample_ids: np.ndarray
 
@@ -72,12 +74,14 @@ class SampleSet:
 
     @staticmethod
     def concat(parts: list[SampleSet]) -> SampleSet:
+        """The parts' rows in order. Images and masks are stacked without a copy (`StackedRows`): a memory-mapped
+        real split stays on disk, and training reads only its batches."""
         with_masks = [p.masks is not None for p in parts]
         if any(with_masks) and not all(with_masks):
             raise DataError("cannot mix sets with and without masks")
-        masks = np.concatenate([p.masks for p in parts]) if all(with_masks) else None
+        masks = StackedRows([p.masks for p in parts]) if all(with_masks) else None
         return SampleSet(
-            np.concatenate([p.images for p in parts]),
+            StackedRows([p.images for p in parts]),
             np.concatenate([p.labels for p in parts]),
             masks,
             np.concatenate([p.patient_ids for p in parts]),

@@ -9,6 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from cxrbench.stacked_rows import StackedRows
 from cxrbench.tasks.downstream.classifier import fit_classifier
 from cxrbench.tasks.downstream.segmenter import fit_segmenter
 from cxrbench.tasks.downstream.training import Schedule, predict
@@ -94,7 +95,8 @@ def _map_of(tmp_path, array: np.ndarray) -> np.memmap:
 
 def test_training_on_the_map_reads_batches_and_matches_training_in_memory(tmp_path):
     """The recipes give the same weights and predictions from the map as from memory, and never copy the map whole:
-    the numpy memory they allocate (tracemalloc sees numpy's arrays) stays a fraction of its size."""
+    the numpy memory they allocate (tracemalloc sees numpy's arrays) stays a fraction of its size. The same holds
+    for a synthetic arm's training rows, the map stacked with rows in memory."""
     rng = np.random.default_rng(0)
     images = rng.random((1500, 32, 32), dtype=np.float32)
     labels = (rng.random((1500, 2)) < 0.3).astype(np.int8)
@@ -109,15 +111,20 @@ def test_training_on_the_map_reads_batches_and_matches_training_in_memory(tmp_pa
     def segmenter(source, source_masks):
         return fit_segmenter(source, source_masks, channels=(4, 8), schedule=schedule, seed=0, device="cpu")
 
+    def stacked(on_disk, in_memory):  # a synthetic arm's rows: the real map, then synthetic rows (`SampleSet.concat`)
+        return StackedRows([on_disk[:1000], np.array(in_memory[1000:])])
+
     from_memory = [classifier(images), segmenter(images, masks)]  # first: what they import is not counted below
+    stacked_images, stacked_masks = stacked(mapped, images), stacked(mapped_masks, masks)
     tracemalloc.start()
     try:
         from_map = [classifier(mapped), segmenter(mapped, mapped_masks)]
+        from_stack = [classifier(stacked_images), segmenter(stacked_images, stacked_masks)]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < images.nbytes / 4, f"{peak:,} bytes allocated while training on a map of {images.nbytes:,}"
-    for a, b in zip(from_map, from_memory, strict=True):
+    for a, b in zip(from_map + from_stack, from_memory + from_memory, strict=True):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert x.equal(y), name
         np.testing.assert_array_equal(predict(a, mapped[:40, None], device="cpu"),

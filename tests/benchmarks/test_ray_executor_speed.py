@@ -4,7 +4,8 @@ Run with `python -m pytest tests/benchmarks/test_ray_executor_speed.py --benchma
 is a timing, not a check (tests/test_ray_executor.py checks the executor), so without --benchmark-enable it is
 skipped. Each round computes the same cells into an empty cache: the oracle and its real_only baseline on phantom_cls,
 4 seeds each (8 cells, no fit). "ray, cold" starts a local Ray instance for the round and stops it after, as
-`cxrbench run --executor ray` does; "ray start-up" is that instance's start, one empty task and its stop alone.
+`cxrbench run --executor ray` does; "ray, warm" runs on one instance started before its rounds (after one warm-up
+round), as runs on a standing cluster do; "ray start-up" is an instance's start, one empty task and its stop alone.
 Results: docs/scaling.md.
 """
 
@@ -48,6 +49,15 @@ def test_local_pool(timed, tmp_path_factory):
 def test_ray_cold(timed, tmp_path_factory):
     fresh, compute = _one_run(tmp_path_factory, RayCluster())
     timed.pedantic(compute, setup=fresh, rounds=ROUNDS, iterations=1)
+
+
+def test_ray_warm(timed, tmp_path_factory):
+    fresh, compute = _one_run(tmp_path_factory, RayCluster())
+    start_local_instance(WORKERS)  # the run keeps a connection it finds
+    try:
+        timed.pedantic(compute, setup=fresh, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    finally:
+        ray.shutdown()
 
 
 def test_ray_start_up(timed):
