@@ -7,9 +7,11 @@ It loads `chexpert_cls` (224 px) from a fabricated copy (tests/fake_chexpert.py:
 generated JPEGs) through the cache, so the training split is a read-only memory map, and trains the recipe's
 classifier (`fit_classifier`: the steps, then the BatchNorm pass over every training image) from three sources,
 interleaved round by round: `memory` (the split copied into an in-memory array first, not timed), `map` (the map,
-its pages in the page cache after the first round) and `map-cold` (the map with its pages dropped from the page
-cache before each round, `posix_fadvise(DONTNEED)`, so every batch is read from disk). Each source must give the
-same weights bit for bit; it prints each source's fastest round and its ratio to `memory`.
+its pages in the page cache after the first round), `map-cold` (the map with its pages dropped from the page
+cache before each round, `posix_fadvise(DONTNEED)`, so every batch is read from disk) and `stacked` (a synthetic
+arm's rows as `SampleSet.concat` gives them: the map's first half stacked with the second half in memory,
+`StackedRows`). Each source must give the same weights bit for bit; it prints each source's fastest round and its
+ratio to `memory`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from cxrbench.stacked_rows import StackedRows
     from cxrbench.tasks.downstream.classifier import fit_classifier
     from cxrbench.tasks.downstream.training import Schedule
     from cxrbench.tasks.real.paper_suite import ChexpertClassification
@@ -48,7 +51,9 @@ def main() -> None:
         fake_chexpert(root, args.rows)
         (root / "written").write_text("")
     train = ChexpertClassification().load(root, cache_dir=root / "cache").train
-    sources = {"memory": np.array(train.images), "map": train.images, "map-cold": train.images}
+    half = len(train) // 2
+    sources = {"memory": np.array(train.images), "map": train.images, "map-cold": train.images,
+               "stacked": StackedRows([train.images[:half], np.array(train.images[half:])])}
     schedule = Schedule(steps=args.steps, batch_size=args.batch_size, learning_rate=1e-3, weight_decay=1e-4)
     print(f"{len(train)} training images {train.images.shape[1:]} ({train.images.nbytes / 2**20:.0f} MiB), "
           f"{args.model}, {args.steps} steps of {args.batch_size} + the BatchNorm pass, {args.rounds} rounds")
