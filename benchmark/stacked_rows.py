@@ -71,5 +71,7 @@ class StackedRows:
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if copy is False:  # numpy 2's protocol: a view was asked for, and the parts are not one block of memory
+            raise ValueError("StackedRows cannot be one array without a copy")
         whole = np.concatenate(self.parts).astype(self.dtype, copy=False)
         return whole if dtype is None else whole.astype(dtype, copy=False)

@@ -52,6 +52,8 @@ def test_out_of_range_and_unknown_indexes_are_refused_by_name():
         stacked[np.array([True, False])]
     with pytest.raises(IndexError, match="StackedRows takes"):
         stacked[np.array([[0]])]
+    with pytest.raises(ValueError, match="cannot be one array without a copy"):
+        np.asarray(stacked, copy=False)
     with pytest.raises(ValueError, match="parts differ in row shape"):
         StackedRows([np.zeros((1, 2, 2)), np.zeros((1, 3, 2))])
 
